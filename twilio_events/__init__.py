@@ -1,0 +1,21 @@
+"""Receive Twilio's call and message callbacks and run a plain Python function for each status."""
+
+from .app import ConfigurationError, TwilioEvents
+from .channels import HandlerAlreadyRegistered
+from .events import CallEvent, CallStatus, Media, SmsEvent, SmsStatus
+from .listener import Listener
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CallEvent",
+    "CallStatus",
+    "ConfigurationError",
+    "HandlerAlreadyRegistered",
+    "Listener",
+    "Media",
+    "SmsEvent",
+    "SmsStatus",
+    "TwilioEvents",
+    "__version__",
+]

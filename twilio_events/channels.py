@@ -1,0 +1,164 @@
+"""A channel maps each Twilio status to the user's handler; no I/O happens here."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, overload
+
+from starlette.concurrency import run_in_threadpool
+
+from .events import CallEvent, CallStatus, SmsEvent, SmsStatus
+
+EventT = TypeVar("EventT", CallEvent, SmsEvent)
+StatusT = TypeVar("StatusT", CallStatus, SmsStatus)
+F = TypeVar("F", bound=Callable[..., Any])
+
+logger = logging.getLogger("twilio_events")
+
+ANY = "*"
+"""The key `on_any` registers under."""
+
+
+class HandlerAlreadyRegistered(ValueError):
+    """Two handlers were registered for the same status of the same channel."""
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    """A registered user function, with sync and async normalised to one awaitable call."""
+
+    function: Callable[..., Any]
+    call: Callable[..., Awaitable[Any]]
+
+    @property
+    def name(self) -> str:
+        """The function's qualified name, for logs."""
+        return getattr(self.function, "__qualname__", repr(self.function))
+
+    @classmethod
+    def wrap(cls, function: Callable[..., Any]) -> Handler:
+        """Sync functions run in the thread pool so they never block the event loop."""
+        if _is_async_callable(function):
+            return cls(function, function)
+        return cls(function, functools.partial(run_in_threadpool, function))
+
+
+def _is_async_callable(obj: Any) -> bool:
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(type(obj).__call__)
+
+
+class Channel(Generic[EventT, StatusT]):
+    """The handlers of one kind of callback (calls or messages), keyed by status."""
+
+    def __init__(self, name: str, status_type: type[StatusT]) -> None:
+        self.name = name
+        self.status_type: type[StatusT] = status_type
+        self._handlers: dict[str, Handler] = {}
+
+    def on(self, status: StatusT | str) -> Callable[[F], F]:
+        """Register the decorated function for `status` (an enum member or Twilio's string)."""
+        key = str(status)
+        if not key or key == ANY:
+            raise ValueError(f"not a {self.name} status: {status!r}")
+        if key not in self.status_type._value2member_map_:
+            logger.warning(
+                "app.%s.on(%r): Twilio documents no such status; the handler runs only if it is ever sent",
+                self.name,
+                key,
+            )
+
+        def register(function: F) -> F:
+            self._add(key, function)
+            return function
+
+        return register
+
+    def on_any(self, function: F) -> F:
+        """Register the fallback for statuses that have no handler of their own."""
+        self._add(ANY, function)
+        return function
+
+    def handler_for(self, status: str) -> Handler | None:
+        """The handler for `status`, else the `on_any` fallback, else None."""
+        handlers = self._handlers
+        return handlers.get(status) or handlers.get(ANY)
+
+    @property
+    def handlers(self) -> dict[str, Handler]:
+        """A copy of the registrations, status -> handler ("*" is `on_any`)."""
+        return dict(self._handlers)
+
+    def _add(self, key: str, function: Callable[..., Any]) -> None:
+        if not callable(function):
+            raise TypeError(f"a handler must be callable, got {function!r}")
+        existing = self._handlers.get(key)
+        if existing is not None:
+            label = "on_any" if key == ANY else f"status {key!r}"
+            raise HandlerAlreadyRegistered(
+                f"app.{self.name} already has a handler for {label}: {existing.name}; "
+                f"cannot also register {Handler.wrap(function).name}"
+            )
+        self._handlers[key] = Handler.wrap(function)
+
+
+class _StatusDecorator:
+    """`channel.on_<status>`: registers a handler for one fixed status."""
+
+    def __init__(self, status: CallStatus | SmsStatus) -> None:
+        self.status = status
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.__doc__ = f"Register the decorated function for status {self.status.value!r}."
+
+    @overload
+    def __get__(self, channel: None, owner: type) -> _StatusDecorator: ...
+    @overload
+    def __get__(self, channel: Channel[Any, Any], owner: type) -> Callable[[F], F]: ...
+    def __get__(self, channel: Channel[Any, Any] | None, owner: type) -> _StatusDecorator | Callable[[F], F]:
+        if channel is None:
+            return self
+        return channel.on(self.status)
+
+
+class CallChannel(Channel[CallEvent, CallStatus]):
+    """Call status callbacks, one decorator per `CallStatus`."""
+
+    on_queued = _StatusDecorator(CallStatus.QUEUED)
+    on_initiated = _StatusDecorator(CallStatus.INITIATED)
+    on_ringing = _StatusDecorator(CallStatus.RINGING)
+    on_in_progress = _StatusDecorator(CallStatus.IN_PROGRESS)
+    on_completed = _StatusDecorator(CallStatus.COMPLETED)
+    on_busy = _StatusDecorator(CallStatus.BUSY)
+    on_failed = _StatusDecorator(CallStatus.FAILED)
+    on_no_answer = _StatusDecorator(CallStatus.NO_ANSWER)
+    on_canceled = _StatusDecorator(CallStatus.CANCELED)
+
+    def __init__(self) -> None:
+        super().__init__("call", CallStatus)
+
+
+class SmsChannel(Channel[SmsEvent, SmsStatus]):
+    """Message status callbacks and incoming messages, one decorator per message status."""
+
+    on_accepted = _StatusDecorator(SmsStatus.ACCEPTED)
+    on_scheduled = _StatusDecorator(SmsStatus.SCHEDULED)
+    on_queued = _StatusDecorator(SmsStatus.QUEUED)
+    on_sending = _StatusDecorator(SmsStatus.SENDING)
+    on_sent = _StatusDecorator(SmsStatus.SENT)
+    on_failed = _StatusDecorator(SmsStatus.FAILED)
+    on_delivered = _StatusDecorator(SmsStatus.DELIVERED)
+    on_undelivered = _StatusDecorator(SmsStatus.UNDELIVERED)
+    on_receiving = _StatusDecorator(SmsStatus.RECEIVING)
+    on_received = _StatusDecorator(SmsStatus.RECEIVED)
+    on_read = _StatusDecorator(SmsStatus.READ)
+    on_partially_delivered = _StatusDecorator(SmsStatus.PARTIALLY_DELIVERED)
+    on_canceled = _StatusDecorator(SmsStatus.CANCELED)
+
+    def __init__(self) -> None:
+        super().__init__("sms", SmsStatus)

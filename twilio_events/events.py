@@ -1,0 +1,284 @@
+"""Typed, frozen events built from the form parameters of a Twilio callback."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, NamedTuple, TypeVar
+
+from starlette.datastructures import ImmutableMultiDict
+
+Params = ImmutableMultiDict[str, str]
+"""Every form parameter exactly as received: `get`/`[]` give the first value, `getlist` all."""
+
+
+class CallStatus(enum.StrEnum):
+    """The values Twilio sends in `CallStatus`."""
+
+    QUEUED = "queued"
+    INITIATED = "initiated"
+    RINGING = "ringing"
+    IN_PROGRESS = "in-progress"
+    COMPLETED = "completed"
+    BUSY = "busy"
+    FAILED = "failed"
+    NO_ANSWER = "no-answer"
+    CANCELED = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for the statuses that end a call."""
+        return self in _TERMINAL_CALL_STATUSES
+
+
+class SmsStatus(enum.StrEnum):
+    """The values Twilio sends in `MessageStatus` / `SmsStatus`."""
+
+    ACCEPTED = "accepted"
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    RECEIVING = "receiving"
+    RECEIVED = "received"
+    READ = "read"
+    PARTIALLY_DELIVERED = "partially_delivered"
+    CANCELED = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for the statuses after which Twilio sends nothing more for the message."""
+        return self in _TERMINAL_SMS_STATUSES
+
+
+_TERMINAL_CALL_STATUSES = frozenset(
+    {CallStatus.COMPLETED, CallStatus.BUSY, CallStatus.FAILED, CallStatus.NO_ANSWER, CallStatus.CANCELED}
+)
+_TERMINAL_SMS_STATUSES = frozenset(
+    {SmsStatus.FAILED, SmsStatus.UNDELIVERED, SmsStatus.RECEIVED, SmsStatus.READ, SmsStatus.CANCELED}
+)
+
+StatusT = TypeVar("StatusT", CallStatus, SmsStatus)
+
+
+def parse_status(enum_type: type[StatusT], value: str) -> StatusT | str:
+    """The enum member for `value`, or `value` itself when Twilio sent a status we do not know."""
+    try:
+        return enum_type(value)
+    except ValueError:
+        return value
+
+
+class Media(NamedTuple):
+    """One attachment of an inbound message."""
+
+    url: str
+    content_type: str | None
+
+
+def _int(value: str) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _float(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _bool(value: str) -> bool | None:
+    lowered = value.lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    return None
+
+
+def _rfc2822(value: str) -> datetime | None:
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _yymmddhhmm(value: str) -> datetime | None:
+    try:
+        return datetime.strptime(value, "%y%m%d%H%M")
+    except ValueError:
+        return None
+
+
+def param(name: str, convert: Callable[[str], Any] | None = None) -> Any:
+    """Declare an event attribute filled from the Twilio parameter `name` (None when absent)."""
+    return dataclasses.field(default=None, metadata={"param": name, "convert": convert})
+
+
+def _required(name: str) -> Any:
+    """Declare a string attribute Twilio always sends ("" when a request lacks it)."""
+    return dataclasses.field(default="", metadata={"param": name, "convert": None, "required": True})
+
+
+_Spec = tuple[str, str, "Callable[[str], Any] | None"]
+
+
+def _param_specs(cls: type) -> tuple[_Spec, ...]:
+    return tuple(
+        (f.name, f.metadata["param"], f.metadata["convert"])
+        for f in dataclasses.fields(cls)
+        if "param" in f.metadata
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _Event:
+    """What every Twilio callback has: the account, the parties and the raw parameters."""
+
+    account_sid: str = _required("AccountSid")
+    from_: str = _required("From")
+    to: str = _required("To")
+    api_version: str | None = param("ApiVersion")
+    error_code: int | None = param("ErrorCode", _int)
+    from_city: str | None = param("FromCity")
+    from_state: str | None = param("FromState")
+    from_zip: str | None = param("FromZip")
+    from_country: str | None = param("FromCountry")
+    to_city: str | None = param("ToCity")
+    to_state: str | None = param("ToState")
+    to_zip: str | None = param("ToZip")
+    to_country: str | None = param("ToCountry")
+    raw: Params = dataclasses.field(default_factory=Params, compare=False, repr=False)
+
+    _specs: ClassVar[tuple[_Spec, ...]] = ()
+
+    @classmethod
+    def _values(cls, params: Params) -> dict[str, Any]:
+        values: dict[str, Any] = {"raw": params}
+        for attr, name, convert in cls._specs:
+            value = params.get(name)
+            if value is not None:
+                values[attr] = value if convert is None else convert(value)
+        return values
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class CallEvent(_Event):
+    """A voice status callback (or a "call comes in" webhook) from Twilio."""
+
+    status: CallStatus | str = ""
+    call_sid: str = _required("CallSid")
+    direction: str | None = param("Direction")
+    caller: str | None = param("Caller")
+    called: str | None = param("Called")
+    forwarded_from: str | None = param("ForwardedFrom")
+    caller_name: str | None = param("CallerName")
+    parent_call_sid: str | None = param("ParentCallSid")
+    call_token: str | None = param("CallToken")
+    timestamp: datetime | None = param("Timestamp", _rfc2822)
+    callback_source: str | None = param("CallbackSource")
+    sequence_number: int | None = param("SequenceNumber", _int)
+    call_duration: int | None = param("CallDuration", _int)
+    duration: int | None = param("Duration", _int)
+    sip_response_code: int | None = param("SipResponseCode", _int)
+    recording_url: str | None = param("RecordingUrl")
+    recording_sid: str | None = param("RecordingSid")
+    recording_duration: int | None = param("RecordingDuration", _int)
+    answered_by: str | None = param("AnsweredBy")
+    machine_detection_duration: int | None = param("MachineDetectionDuration", _int)
+    stir_verstat: str | None = param("StirVerstat")
+    stir_status: str | None = param("StirStatus")
+    caller_city: str | None = param("CallerCity")
+    caller_state: str | None = param("CallerState")
+    caller_zip: str | None = param("CallerZip")
+    caller_country: str | None = param("CallerCountry")
+    called_city: str | None = param("CalledCity")
+    called_state: str | None = param("CalledState")
+    called_zip: str | None = param("CalledZip")
+    called_country: str | None = param("CalledCountry")
+
+    @property
+    def sid(self) -> str:
+        """The call SID (the key of this event's resource)."""
+        return self.call_sid
+
+    @classmethod
+    def from_params(cls, params: Params) -> CallEvent:
+        """Build the event from a callback's form parameters."""
+        values = cls._values(params)
+        values["status"] = parse_status(CallStatus, params.get("CallStatus", ""))
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SmsEvent(_Event):
+    """A message status callback or an incoming message ("a message comes in") from Twilio."""
+
+    status: SmsStatus | str = ""
+    message_sid: str = ""
+    sms_sid: str | None = param("SmsSid")
+    sms_message_sid: str | None = param("SmsMessageSid")
+    messaging_service_sid: str | None = param("MessagingServiceSid")
+    body: str | None = param("Body")
+    num_media: int | None = param("NumMedia", _int)
+    num_segments: int | None = param("NumSegments", _int)
+    media: tuple[Media, ...] = ()
+    raw_dlr_done_date: datetime | None = param("RawDlrDoneDate", _yymmddhhmm)
+    channel_install_sid: str | None = param("ChannelInstallSid")
+    channel_status_message: str | None = param("ChannelStatusMessage")
+    channel_prefix: str | None = param("ChannelPrefix")
+    event_type: str | None = param("EventType")
+    opt_out_type: str | None = param("OptOutType")
+    profile_name: str | None = param("ProfileName")
+    wa_id: str | None = param("WaId")
+    forwarded: bool | None = param("Forwarded", _bool)
+    frequently_forwarded: bool | None = param("FrequentlyForwarded", _bool)
+    button_text: str | None = param("ButtonText")
+    button_payload: str | None = param("ButtonPayload")
+    latitude: float | None = param("Latitude", _float)
+    longitude: float | None = param("Longitude", _float)
+    address: str | None = param("Address")
+    label: str | None = param("Label")
+
+    @property
+    def sid(self) -> str:
+        """The message SID (the key of this event's resource)."""
+        return self.message_sid
+
+    @property
+    def is_inbound(self) -> bool:
+        """True for an incoming message, false for a status callback about one we sent."""
+        return self.status == SmsStatus.RECEIVED and "MessageStatus" not in self.raw
+
+    @classmethod
+    def from_params(cls, params: Params) -> SmsEvent:
+        """Build the event from a callback's form parameters."""
+        values = cls._values(params)
+        status = params.get("MessageStatus") or params.get("SmsStatus", "")
+        values["status"] = parse_status(SmsStatus, status)
+        values["message_sid"] = params.get("MessageSid") or params.get("SmsSid") or ""
+        if "NumMedia" in params or "MediaUrl0" in params:
+            values["media"] = _media(params)
+        return cls(**values)
+
+
+def _media(params: Params) -> tuple[Media, ...]:
+    media = []
+    index = 0
+    while (url := params.get(f"MediaUrl{index}")) is not None:
+        media.append(Media(url, params.get(f"MediaContentType{index}")))
+        index += 1
+    return tuple(media)
+
+
+CallEvent._specs = _param_specs(CallEvent)
+SmsEvent._specs = _param_specs(SmsEvent)

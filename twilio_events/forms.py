@@ -1,0 +1,72 @@
+"""Reading a callback's body within a size limit and parsing its form, refusing what is not a form."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from starlette.types import Receive, Scope
+
+from .events import Params
+from .security import header
+
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+
+
+class Rejected(Exception):
+    """A request refused before any handler ran: the status code and a message for the sender."""
+
+    def __init__(self, status_code: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.headers = headers
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its body arrived: there is no one to answer."""
+
+
+def check_content_type(scope: Scope) -> None:
+    """Refuse (415) any body that is not `application/x-www-form-urlencoded`."""
+    content_type = header(scope, b"content-type")
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type != FORM_MEDIA_TYPE:
+        shown = content_type or "no Content-Type"
+        raise Rejected(415, f"Unsupported Media Type: expected {FORM_MEDIA_TYPE}, got {shown}")
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole body; 413 as soon as it is known to exceed `limit` bytes, reading no further."""
+    declared = header(scope, b"content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise Rejected(400, f"Bad Request: invalid Content-Length {declared!r}")
+        if int(declared) > limit:
+            raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _too_large(limit: int) -> Rejected:
+    return Rejected(413, f"Payload Too Large: the body exceeds the {limit}-byte limit (max_body_size)")
+
+
+def parse_form(body: bytes) -> Params:
+    """The form's parameters in order; 400 for anything that is not valid form encoding of UTF-8."""
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Rejected(400, f"Bad Request: malformed form body ({exc})") from None
+    return Params(pairs)

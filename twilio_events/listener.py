@@ -1,0 +1,103 @@
+"""Listeners (host, port, name) and serving them all with uvicorn in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from .app import TwilioEvents
+
+logger = logging.getLogger("twilio_events")
+
+LISTENER_SCOPE_KEY = "twilio_events.listener"
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """Where Twilio's callbacks are received: one port, named in every log line it produces."""
+
+    port: int = 8090
+    name: str = "twilioListener"
+    host: str = "0.0.0.0"
+
+    def url(self, path: str = "/") -> str:
+        """The local URL of this listener's webhook route."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}{path}"
+
+
+class _NamedListenerApp:
+    """Tags each request's scope with the listener it arrived on, for the app's log lines."""
+
+    def __init__(self, app: ASGIApp, name: str) -> None:
+        self.app = app
+        self.name = name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[LISTENER_SCOPE_KEY] = self.name
+        await self.app(scope, receive, send)
+
+
+class _ListenerServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to the group, so one Ctrl-C stops every listener."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(
+    app: TwilioEvents,
+    listeners: Sequence[Listener],
+    *,
+    log_level: str = "info",
+    graceful_timeout: int = 30,
+) -> None:
+    """Serve `app` on every listener until SIGINT/SIGTERM, letting in-flight handlers finish."""
+    servers = [
+        _ListenerServer(
+            uvicorn.Config(
+                _NamedListenerApp(app, listener.name),
+                host=listener.host,
+                port=listener.port,
+                lifespan="off",  # the app's lifespan runs once below, not once per listener
+                log_level=log_level,
+                access_log=False,  # the app logs each callback with its listener's name
+                timeout_graceful_shutdown=graceful_timeout,
+            )
+        )
+        for listener in listeners
+    ]
+
+    def stop_all(signum: int = signal.SIGTERM) -> None:
+        for server in servers:
+            server.handle_exit(signum, None)
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop_all, signum)
+
+    async def serve_one(server: _ListenerServer, listener: Listener) -> None:
+        try:
+            await server.serve()
+        except SystemExit:
+            logger.error(
+                "[%s] could not start on %s:%d; stopping", listener.name, listener.host, listener.port
+            )
+            stop_all()
+            raise
+
+    async with app.lifespan():
+        for listener in listeners:
+            logger.info("[%s] receiving Twilio callbacks at %s", listener.name, listener.url(app.path))
+        await asyncio.gather(*(serve_one(s, lst) for s, lst in zip(servers, listeners, strict=True)))

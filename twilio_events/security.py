@@ -1,0 +1,87 @@
+"""Signature validation over twilio's RequestValidator, and the URL Twilio signed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.types import Scope
+from twilio.request_validator import RequestValidator
+
+SIGNATURE_HEADER = b"x-twilio-signature"
+
+
+class SignatureValidator:
+    """Checks `X-Twilio-Signature` for the URL Twilio called and the form it posted."""
+
+    def __init__(self, auth_token: str) -> None:
+        self._validator = RequestValidator(auth_token)
+
+    def is_valid(self, url: str, params: Mapping[str, str], signature: str) -> bool:
+        """True when `signature` is what Twilio computes for `url` and `params`."""
+        return bool(self._validator.validate(url, params, signature))
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of header `name` (lower-case bytes), decoded as latin-1."""
+    for key, value in scope["headers"]:
+        if key == name:
+            decoded: str = value.decode("latin-1")
+            return decoded
+    return None
+
+
+def callback_url(scope: Scope, public_url: str | None = None, trust_forwarded_headers: bool = False) -> str:
+    """The full URL Twilio requested: base URL, the path exactly as sent, and the query string."""
+    path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+    target = path.decode("latin-1")
+    query: bytes = scope.get("query_string", b"")
+    if query:
+        target += "?" + query.decode("latin-1")
+    if public_url:
+        return public_url.rstrip("/") + target
+    scheme, host = _scheme_and_host(scope, trust_forwarded_headers)
+    return f"{scheme}://{host}{target}"
+
+
+def _scheme_and_host(scope: Scope, trust_forwarded_headers: bool) -> tuple[str, str]:
+    scheme = str(scope.get("scheme", "http"))
+    host = header(scope, b"host") or _server_host(scope)
+    if not trust_forwarded_headers:
+        return scheme, host
+    forwarded = header(scope, b"forwarded")
+    if forwarded:
+        fields = _first_forwarded_element(forwarded)
+        return fields.get("proto", scheme), fields.get("host", host)
+    proto = header(scope, b"x-forwarded-proto")
+    forwarded_host = header(scope, b"x-forwarded-host")
+    scheme = _first(proto) if proto else scheme
+    host = _first(forwarded_host) if forwarded_host else host
+    port = header(scope, b"x-forwarded-port")
+    if port and forwarded_host and ":" not in host and _first(port) not in _DEFAULT_PORTS.get(scheme, ()):
+        host = f"{host}:{_first(port)}"
+    return scheme, host
+
+
+_DEFAULT_PORTS = {"https": ("443",), "http": ("80",)}
+
+
+def _first(value: str) -> str:
+    return value.split(",", 1)[0].strip()
+
+
+def _first_forwarded_element(value: str) -> dict[str, str]:
+    """The fields of the first element of an RFC 7239 `Forwarded` header (the one nearest the client)."""
+    fields: dict[str, str] = {}
+    for pair in _first(value).split(";"):
+        name, sep, val = pair.partition("=")
+        if sep:
+            fields[name.strip().lower()] = val.strip().strip('"')
+    return fields
+
+
+def _server_host(scope: Scope) -> str:
+    server = scope.get("server")
+    if not server:
+        return "localhost"
+    host, port = server
+    return f"{host}:{port}" if port else str(host)
