@@ -2,7 +2,7 @@
 
 from .app import ConfigurationError, TwilioEvents
 from .channels import HandlerAlreadyRegistered
-from .events import CallEvent, CallStatus, Media, SmsEvent, SmsStatus
+from .events import CallEvent, CallStatus, Media, Params, SmsEvent, SmsStatus
 from .listener import Listener
 
 __version__ = "0.1.0"
@@ -14,6 +14,7 @@ __all__ = [
     "HandlerAlreadyRegistered",
     "Listener",
     "Media",
+    "Params",
     "SmsEvent",
     "SmsStatus",
     "TwilioEvents",

@@ -149,6 +149,7 @@ class TwilioEvents:
         await send({"type": "lifespan.shutdown.complete"})
 
     def _log_startup(self) -> None:
+        _ensure_log_output()
         counts = f"{len(self.call.handlers)} call and {len(self.sms.handlers)} message handlers"
         if self._validator is None:
             _warn_validation_off()
@@ -286,6 +287,16 @@ def _env_flag(name: str, *, default: bool) -> bool:
     if value is None or not value.strip():
         return default
     return value.strip().lower() not in ("0", "false", "no", "off")
+
+
+def _ensure_log_output() -> None:
+    """Show this package's INFO lines when nothing configured logging (plain `uvicorn module:app`)."""
+    if logger.handlers or logging.getLogger().handlers or logger.level != logging.NOTSET:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def _warn_validation_off() -> None:

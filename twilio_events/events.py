@@ -11,8 +11,16 @@ from typing import Any, ClassVar, NamedTuple, TypeVar
 
 from starlette.datastructures import ImmutableMultiDict
 
-Params = ImmutableMultiDict[str, str]
-"""Every form parameter exactly as received: `get`/`[]` give the first value, `getlist` all."""
+
+class Params(ImmutableMultiDict[str, str]):
+    """Every form parameter exactly as received: `get`/`[]` give the first value, `getlist` all."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        first: dict[str, str] = {}
+        for name, value in self._list:  # Starlette's own lookup keeps the last value of a repeated name
+            first.setdefault(name, value)
+        self._dict = first
 
 
 class CallStatus(enum.StrEnum):

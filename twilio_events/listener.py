@@ -70,6 +70,9 @@ async def serve(
                 host=listener.host,
                 port=listener.port,
                 lifespan="off",  # the app's lifespan runs once below, not once per listener
+                # uvicorn would otherwise apply X-Forwarded-Proto from 127.0.0.1 to the scheme the app
+                # signs over, even with trust_forwarded_headers off.
+                proxy_headers=app.trust_forwarded_headers,
                 log_level=log_level,
                 access_log=False,  # the app logs each callback with its listener's name
                 timeout_graceful_shutdown=graceful_timeout,
@@ -87,17 +90,22 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop_all, signum)
 
-    async def serve_one(server: _ListenerServer, listener: Listener) -> None:
+    async def serve_one(server: _ListenerServer, listener: Listener) -> bool:
         try:
             await server.serve()
-        except SystemExit:
+        except SystemExit:  # uvicorn exits when it cannot bind; stop the others and report it once
             logger.error(
                 "[%s] could not start on %s:%d; stopping", listener.name, listener.host, listener.port
             )
             stop_all()
-            raise
+            return False
+        return True
 
     async with app.lifespan():
         for listener in listeners:
             logger.info("[%s] receiving Twilio callbacks at %s", listener.name, listener.url(app.path))
-        await asyncio.gather(*(serve_one(s, lst) for s, lst in zip(servers, listeners, strict=True)))
+        started = await asyncio.gather(
+            *(serve_one(s, lst) for s, lst in zip(servers, listeners, strict=True))
+        )
+    if not all(started):
+        raise SystemExit(1)

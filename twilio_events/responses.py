@@ -23,6 +23,11 @@ def handler_response(result: Any) -> Response:
     if isinstance(result, Response):
         return result
     if isinstance(result, TwiML):
+        if result.name != "Response":
+            raise TypeError(
+                f"a handler returned a <{result.name}> TwiML element; return the whole "
+                "MessagingResponse / VoiceResponse it belongs to"
+            )
         return Response(result.to_xml(), media_type=TWIML_MEDIA_TYPE)
     if isinstance(result, (str, bytes)):
         return Response(result, media_type=TWIML_MEDIA_TYPE)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from urllib.parse import quote
 
 from starlette.types import Scope
 from twilio.request_validator import RequestValidator
 
 SIGNATURE_HEADER = b"x-twilio-signature"
+_PATH_SAFE = "/:@!$&'()*+,;="
+"""Characters a URL path may carry unencoded (RFC 3986 pchar, besides letters, digits and -._~)."""
 
 
 class SignatureValidator:
@@ -32,7 +35,8 @@ def header(scope: Scope, name: bytes) -> str | None:
 
 def callback_url(scope: Scope, public_url: str | None = None, trust_forwarded_headers: bool = False) -> str:
     """The full URL Twilio requested: base URL, the path exactly as sent, and the query string."""
-    path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+    # raw_path is optional in ASGI: without it, percent-encode the decoded path as a client would send it.
+    path: bytes = scope.get("raw_path") or quote(scope["path"], safe=_PATH_SAFE).encode("ascii")
     target = path.decode("latin-1")
     query: bytes = scope.get("query_string", b"")
     if query:

@@ -1,0 +1,220 @@
+"""Reading the body within a limit, checking it is a form, and parsing it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from twilio_events.events import Params
+from twilio_events.forms import ClientDisconnected, Rejected, check_content_type, parse_form, read_body
+
+
+def scope_with(headers: dict[str, str]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "headers": [
+            (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+        ],
+    }
+
+
+class Receiver:
+    """An ASGI `receive` that hands out the given messages and counts how many were taken."""
+
+    def __init__(self, messages: Iterable[dict[str, Any]]) -> None:
+        self.messages = list(messages)
+        self.taken = 0
+
+    async def __call__(self) -> dict[str, Any]:
+        if self.taken >= len(self.messages):
+            raise AssertionError("the body was read past its last message")
+        message = self.messages[self.taken]
+        self.taken += 1
+        return message
+
+
+def body_messages(*chunks: bytes) -> list[dict[str, Any]]:
+    return [
+        {"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1}
+        for index, chunk in enumerate(chunks)
+    ]
+
+
+def read(headers: dict[str, str], receiver: Receiver, limit: int) -> bytes:
+    return asyncio.run(read_body(scope_with(headers), receiver, limit))
+
+
+# --- Content-Type --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded",
+        "application/x-www-form-urlencoded; charset=utf-8",
+        "Application/X-WWW-Form-URLEncoded",
+        "  application/x-www-form-urlencoded ;charset=UTF-8",
+    ],
+)
+def test_form_content_types_are_accepted(content_type: str) -> None:
+    check_content_type(scope_with({"Content-Type": content_type}))
+
+
+@pytest.mark.parametrize(
+    ("headers", "shown"),
+    [
+        ({"Content-Type": "application/json"}, "got application/json"),
+        (
+            {"Content-Type": "application/x-www-form-urlencoded-extra"},
+            "got application/x-www-form-urlencoded-extra",
+        ),
+        ({"Content-Type": "multipart/form-data; boundary=x"}, "got multipart/form-data; boundary=x"),
+        ({"Content-Type": ""}, "got no Content-Type"),
+        ({}, "got no Content-Type"),
+    ],
+)
+def test_other_content_types_are_415(headers: dict[str, str], shown: str) -> None:
+    with pytest.raises(Rejected) as refused:
+        check_content_type(scope_with(headers))
+
+    assert refused.value.status_code == 415
+    assert refused.value.message.startswith(
+        "Unsupported Media Type: expected application/x-www-form-urlencoded"
+    )
+    assert refused.value.message.endswith(shown)
+
+
+# --- reading the body -----------------------------------------------------------------------------------
+
+
+def test_the_body_is_joined_from_its_chunks() -> None:
+    receiver = Receiver(body_messages(b"a=1", b"&b=", b"2"))
+
+    assert read({}, receiver, 100) == b"a=1&b=2"
+    assert receiver.taken == 3
+
+
+def test_an_empty_body_is_empty() -> None:
+    assert read({"Content-Length": "0"}, Receiver(body_messages(b"")), 100) == b""
+
+
+def test_a_body_of_exactly_the_limit_is_read() -> None:
+    assert read({"Content-Length": "10"}, Receiver(body_messages(b"12345", b"67890")), 10) == b"1234567890"
+
+
+def test_a_declared_length_over_the_limit_is_413_before_reading() -> None:
+    receiver = Receiver(body_messages(b"x" * 11))
+
+    with pytest.raises(Rejected) as refused:
+        read({"Content-Length": "11"}, receiver, 10)
+
+    assert refused.value.status_code == 413
+    assert refused.value.message == "Payload Too Large: the body exceeds the 10-byte limit (max_body_size)"
+    assert receiver.taken == 0
+
+
+def test_a_streamed_body_over_the_limit_is_413_and_reading_stops() -> None:
+    receiver = Receiver(body_messages(b"x" * 6, b"x" * 6, b"x" * 6, b"x" * 6))
+
+    with pytest.raises(Rejected) as refused:
+        read({}, receiver, 10)
+
+    assert refused.value.status_code == 413
+    assert receiver.taken == 2
+
+
+def test_a_body_longer_than_its_declared_length_is_still_limited() -> None:
+    with pytest.raises(Rejected) as refused:
+        read({"Content-Length": "5"}, Receiver(body_messages(b"x" * 20)), 10)
+
+    assert refused.value.status_code == 413
+
+
+@pytest.mark.parametrize("declared", ["abc", "-1", "1e3", " 5", ""])
+def test_an_invalid_content_length_is_400(declared: str) -> None:
+    with pytest.raises(Rejected) as refused:
+        read({"Content-Length": declared}, Receiver(body_messages(b"a=1")), 100)
+
+    assert refused.value.status_code == 400
+    assert "invalid Content-Length" in refused.value.message
+
+
+def test_a_disconnect_while_reading_is_reported() -> None:
+    receiver = Receiver(
+        [{"type": "http.request", "body": b"a=", "more_body": True}, {"type": "http.disconnect"}]
+    )
+
+    with pytest.raises(ClientDisconnected):
+        read({}, receiver, 100)
+
+
+# --- parsing the form -----------------------------------------------------------------------------------
+
+
+def test_parse_form_keeps_order_repeats_and_blanks() -> None:
+    params = parse_form(b"b=2&a=1&b=3&empty=&plus=a+b&pct=%2B1%20%26%3D")
+
+    assert isinstance(params, Params)
+    assert params.multi_items() == [
+        ("b", "2"),
+        ("a", "1"),
+        ("b", "3"),
+        ("empty", ""),
+        ("plus", "a b"),
+        ("pct", "+1 &="),
+    ]
+    assert params["b"] == "2"
+    assert params.getlist("b") == ["2", "3"]
+
+
+def test_parse_form_decodes_utf_8() -> None:
+    assert parse_form("Body=Héllo 👋".encode())["Body"] == "Héllo 👋"
+    assert parse_form(b"Body=H%C3%A9llo+%F0%9F%91%8B")["Body"] == "Héllo 👋"
+
+
+def test_an_empty_body_is_an_empty_form() -> None:
+    assert len(parse_form(b"")) == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"a=1&&b=2", b"a=1&", b"justaname", b"a=1&b", b"Body=\xe9t\xe9", b"Body=%E9t%E9", b"\xff"],
+)
+def test_a_malformed_form_is_400(body: bytes) -> None:
+    with pytest.raises(Rejected) as refused:
+        parse_form(body)
+
+    assert refused.value.status_code == 400
+    assert refused.value.message.startswith("Bad Request: malformed form body (")
+    assert refused.value.__cause__ is None
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=20),
+            st.text(max_size=40),
+        ),
+        max_size=8,
+    )
+)
+def test_any_form_encoded_pairs_parse_back(pairs: list[tuple[str, str]]) -> None:
+    assert parse_form(urlencode(pairs).encode()).multi_items() == pairs
+
+
+def test_rejected_carries_status_message_and_headers() -> None:
+    rejected = Rejected(405, "Method Not Allowed", {"Allow": "POST"})
+
+    assert (rejected.status_code, rejected.message, rejected.headers) == (
+        405,
+        "Method Not Allowed",
+        {"Allow": "POST"},
+    )
+    assert str(rejected) == "Method Not Allowed"
+    assert Rejected(400, "x").headers is None

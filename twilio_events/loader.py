@@ -1,0 +1,129 @@
+"""Find the `TwilioEvents` app a TARGET names: `module:attr`, `module`, `file.py` or `file.py:attr`."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import NoReturn
+
+from .app import NO_TOKEN_MESSAGE, ConfigurationError, TwilioEvents
+from .channels import HandlerAlreadyRegistered
+from .console import CommandError
+
+
+def load_app(target: str) -> TwilioEvents:
+    """Import `target` and return its app; every failure is a one-line `CommandError`."""
+    location, attr = split_target(target)
+    module = _import_file(Path(location)) if is_path(location) else _import_module(location)
+    if attr is None:
+        return _only_app(module, location)
+    return _named_app(module, location, attr)
+
+
+def split_target(target: str) -> tuple[str, str | None]:
+    """("module or file", "attr" or None)."""
+    location, sep, attr = target.rpartition(":")
+    if sep and location and all(part.isidentifier() for part in attr.split(".")):
+        return location, attr
+    return target, None
+
+
+def is_path(location: str) -> bool:
+    """True when `location` names a file rather than a dotted module."""
+    return location.endswith(".py") or "/" in location or os.sep in location
+
+
+def _import_file(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise CommandError(f"no such file: {path}")
+    path = path.resolve()
+    directory = str(path.parent)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)  # so the file can import its neighbours
+    name = path.stem if path.stem not in sys.modules else f"_twilio_events_target_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise CommandError(f"cannot import {path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:
+        del sys.modules[name]
+        _import_failed(str(path), exc)
+    return module
+
+
+def _import_module(name: str) -> ModuleType:
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)  # console scripts do not put the working directory on the path
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+            raise CommandError(
+                f"no module named {name!r} here ({cwd}): run from the directory that holds it, "
+                "or give the path to a .py file"
+            ) from None
+        _import_failed(name, exc)
+    except BaseException as exc:
+        _import_failed(name, exc)
+
+
+def _import_failed(what: str, exc: BaseException) -> NoReturn:
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        raise exc
+    if isinstance(exc, (ConfigurationError, HandlerAlreadyRegistered)):
+        hint = " With `twilio-events run`: --no-validate-signature." if str(exc) == NO_TOKEN_MESSAGE else ""
+        raise CommandError(f"{exc}{hint}") from None
+    if isinstance(exc, SyntaxError):
+        raise CommandError(f"{exc.filename}, line {exc.lineno}: SyntaxError: {exc.msg}") from None
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
+    raise CommandError(f"importing {what} failed: {type(exc).__name__}: {exc}{where}") from None
+
+
+def _apps(module: ModuleType) -> dict[str, TwilioEvents]:
+    found: dict[str, TwilioEvents] = {}
+    for name, value in vars(module).items():
+        if isinstance(value, TwilioEvents) and not any(value is app for app in found.values()):
+            found[name] = value
+    return found
+
+
+def _only_app(module: ModuleType, location: str) -> TwilioEvents:
+    apps = _apps(module)
+    if len(apps) == 1:
+        return next(iter(apps.values()))
+    if not apps:
+        raise CommandError(
+            f"no TwilioEvents app found in {location}: create one there (app = TwilioEvents()) "
+            f"or name it as {location}:ATTRIBUTE"
+        )
+    names = ", ".join(apps)
+    raise CommandError(
+        f"several TwilioEvents apps in {location} ({names}): choose one, e.g. {location}:{next(iter(apps))}"
+    )
+
+
+def _named_app(module: ModuleType, location: str, attr: str) -> TwilioEvents:
+    value: object = module
+    for part in attr.split("."):
+        if not hasattr(value, part):
+            found = ", ".join(_apps(module)) or "none"
+            raise CommandError(f"{location} has no attribute {attr!r} (TwilioEvents apps there: {found})")
+        value = getattr(value, part)
+    if not isinstance(value, TwilioEvents) and callable(value):
+        try:
+            value = value()  # an app factory
+        except Exception as exc:
+            _import_failed(f"{location}:{attr}()", exc)
+    if not isinstance(value, TwilioEvents):
+        raise CommandError(f"{location}:{attr} is a {type(value).__name__}, not a TwilioEvents app")
+    return value
