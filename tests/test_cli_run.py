@@ -235,17 +235,19 @@ def test_try_it_lines_work_behind_a_public_url(spawn: Spawn, tmp_path: Path) -> 
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_try_it_without_the_testing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    from twilio_events import TwilioEvents
-    from twilio_events.runserver import try_it
+def test_try_it_and_simulate_need_no_http_client_library() -> None:
+    # `pip install twilio-events` alone (no httpx2, no starlette.testclient) must run both.
+    code = (
+        "import sys; sys.modules['httpx2'] = sys.modules['httpx'] = None\n"
+        "from twilio_events import TwilioEvents\n"
+        "from twilio_events import cli, simulate\n"
+        "from twilio_events.runserver import try_it\n"
+        f"print('\\n'.join(try_it(TwilioEvents(auth_token={TOKEN!r}))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=DEADLINE)
 
-    monkeypatch.setitem(sys.modules, "twilio_events.testing", None)  # as if httpx were not installed
-
-    lines = try_it(TwilioEvents(auth_token=TOKEN))
-
-    assert lines == [
-        "Try it: pip install 'twilio-events[testing]' for a ready test callback and `twilio-events simulate`."
-    ]
+    assert result.returncode == 0, result.stderr
+    assert "curl -X POST" in result.stdout and "X-Twilio-Signature:" in result.stdout
 
 
 def test_trust_forwarded_headers(spawn: Spawn, tmp_path: Path) -> None:

@@ -150,11 +150,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 def simulate_command(args: argparse.Namespace) -> int:
     """`twilio-events simulate call|sms|inbound-sms`."""
-    try:
-        from . import simulate
-        from .testing import call_payload, sms_payload
-    except (ImportError, RuntimeError) as exc:  # twilio_events.testing needs the `testing` extra
-        raise CommandError(f"simulate needs httpx: pip install 'twilio-events[testing]' ({exc})") from None
+    from . import simulate
+    from .payloads import call_payload, sms_payload
 
     auth_token = args.auth_token or env("TWILIO_AUTH_TOKEN")
     if not auth_token:

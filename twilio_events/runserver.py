@@ -106,13 +106,8 @@ def summary(app: TwilioEvents, target: str) -> str:
 def try_it(app: TwilioEvents) -> list[str]:
     """How to send the first listener a test callback: a ready `curl` line (signed when the app checks
     signatures) and the `twilio-events simulate` command for a whole call."""
-    try:
-        from .testing import CALLEE, CALLER, new_sid, sign
-    except (ImportError, RuntimeError):  # the `testing` extra (httpx) is not installed
-        return [
-            "Try it: pip install 'twilio-events[testing]' for a ready test callback and "
-            "`twilio-events simulate`."
-        ]
+    from .payloads import CALLEE, CALLER, new_sid, sign
+
     if not app.listeners:
         return []
     url = app.listeners[0].url(app.path)

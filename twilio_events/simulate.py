@@ -20,7 +20,7 @@ from urllib.parse import urlencode, urlsplit
 
 from .console import CommandError, one_line
 from .events import CallStatus, SmsStatus
-from .testing import Payload, call_payload, inbound_sms_payload, new_sid, sign, sms_payload
+from .payloads import Payload, call_payload, inbound_sms_payload, new_sid, sign, sms_payload
 
 Overrides = Mapping[str, str | None]
 
