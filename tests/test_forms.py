@@ -5,14 +5,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from twilio_events.events import Params
-from twilio_events.forms import ClientDisconnected, Rejected, check_content_type, parse_form, read_body
+from twilio_events.forms import (
+    ClientDisconnected,
+    Rejected,
+    check_content_type,
+    parse_form,
+    parse_pairs,
+    read_body,
+)
 
 
 def scope_with(headers: dict[str, str]) -> dict[str, Any]:
@@ -218,3 +225,25 @@ def test_rejected_carries_status_message_and_headers() -> None:
     )
     assert str(rejected) == "Method Not Allowed"
     assert Rejected(400, "x").headers is None
+
+
+form_text = st.one_of(
+    st.text(alphabet="ab=&+%2B3C6A9éZ ", max_size=30),  # dense in separators and escapes
+    st.lists(st.tuples(st.text(max_size=10), st.text(max_size=10)), max_size=6).map(urlencode),
+)
+
+
+@given(form_text)
+@example("x=%26&y=%3D%25")
+@example("a=%C3&b=%A9")
+def test_parse_pairs_agrees_with_parse_qsl(text: str) -> None:
+    """The fast parser gives what strict parse_qsl gives, and fails where it fails."""
+    try:
+        expected: object = parse_qsl(text, keep_blank_values=True, strict_parsing=True, errors="strict")
+    except (UnicodeDecodeError, ValueError) as exc:
+        expected = type(exc)
+    try:
+        actual: object = parse_pairs(text)
+    except (UnicodeDecodeError, ValueError) as exc:
+        actual = type(exc)
+    assert actual == expected

@@ -17,10 +17,34 @@ class Params(ImmutableMultiDict[str, str]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        first: dict[str, str] = {}
-        for name, value in self._list:  # Starlette's own lookup keeps the last value of a repeated name
-            first.setdefault(name, value)
-        self._dict = first
+        self._dict = _first_values(self._list)
+
+    @classmethod
+    def from_pairs(cls, pairs: list[tuple[str, str]]) -> Params:
+        """Wrap a freshly parsed list of (name, value) pairs without copying it."""
+        params = cls.__new__(cls)
+        params._list = pairs
+        params._dict = _first_values(pairs)
+        return params
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        """The first value of `key`, or `default`."""
+        return self._dict.get(key, default)
+
+    @property
+    def has_repeated_names(self) -> bool:
+        """True when some parameter was sent more than once."""
+        return len(self._dict) != len(self._list)
+
+
+def _first_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """name -> first value (Starlette's own lookup keeps the last value of a repeated name)."""
+    values = dict(pairs)
+    if len(values) != len(pairs):
+        values = {}
+        for name, value in pairs:
+            values.setdefault(name, value)
+    return values
 
 
 class CallStatus(enum.StrEnum):
@@ -140,12 +164,13 @@ def _required(name: str) -> Any:
 _Spec = tuple[str, str, "Callable[[str], Any] | None"]
 
 
-def _param_specs(cls: type) -> tuple[_Spec, ...]:
-    return tuple(
-        (f.name, f.metadata["param"], f.metadata["convert"])
+def _param_specs(cls: type) -> dict[str, _Spec]:
+    """Twilio parameter name -> (attribute, parameter, converter) for the fields declared with `param`."""
+    return {
+        f.metadata["param"]: (f.name, f.metadata["param"], f.metadata["convert"])
         for f in dataclasses.fields(cls)
         if "param" in f.metadata
-    )
+    }
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,14 +192,16 @@ class _Event:
     to_country: str | None = param("ToCountry")
     raw: Params = dataclasses.field(default_factory=Params, compare=False, repr=False)
 
-    _specs: ClassVar[tuple[_Spec, ...]] = ()
+    _specs: ClassVar[dict[str, _Spec]] = {}
 
     @classmethod
     def _values(cls, params: Params) -> dict[str, Any]:
         values: dict[str, Any] = {"raw": params}
-        for attr, name, convert in cls._specs:
-            value = params.get(name)
-            if value is not None:
+        specs = cls._specs
+        for name, value in params.items():  # the few parameters sent, not every one Twilio documents
+            spec = specs.get(name)
+            if spec is not None:
+                attr, _, convert = spec
                 values[attr] = value if convert is None else convert(value)
         return values
 

@@ -13,7 +13,10 @@ TWIML_MEDIA_TYPE = "text/xml"
 
 def acknowledge() -> Response:
     """200 with an empty TwiML document: valid for status callbacks and incoming webhooks alike."""
-    return Response(EMPTY_TWIML, media_type=TWIML_MEDIA_TYPE)
+    return _ACKNOWLEDGEMENT
+
+
+_ACKNOWLEDGEMENT = Response(EMPTY_TWIML, media_type=TWIML_MEDIA_TYPE)  # immutable once built: shared
 
 
 def handler_response(result: Any) -> Response:

@@ -1,12 +1,15 @@
-"""Signature validation over twilio's RequestValidator, and the URL Twilio signed."""
+"""X-Twilio-Signature validation (RequestValidator's rules, computed faster) and the URL Twilio signed."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from urllib.parse import quote
+import base64
+import hmac
+from urllib.parse import quote, urlparse
 
 from starlette.types import Scope
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import add_port, remove_port
+
+from .events import Params
 
 SIGNATURE_HEADER = b"x-twilio-signature"
 _PATH_SAFE = "/:@!$&'()*+,;="
@@ -14,14 +17,58 @@ _PATH_SAFE = "/:@!$&'()*+,;="
 
 
 class SignatureValidator:
-    """Checks `X-Twilio-Signature` for the URL Twilio called and the form it posted."""
+    """Checks `X-Twilio-Signature` for the URL Twilio called and the form it posted.
+
+    It accepts and refuses exactly what twilio's `RequestValidator.validate` does for a form POST (the
+    URL with and without its default port; names sorted, each name's distinct values sorted; HMAC-SHA1;
+    base64), but builds the signed string once, hashes with `hmac.digest` and compares with
+    `hmac.compare_digest`. tests/test_signature_equivalence.py proves the two agree.
+    """
+
+    _MAX_CACHED_URLS = 1024
 
     def __init__(self, auth_token: str) -> None:
-        self._validator = RequestValidator(auth_token)
+        self._key = auth_token.encode("utf-8")
+        self._url_variants: dict[str, tuple[bytes, ...]] = {}
 
-    def is_valid(self, url: str, params: Mapping[str, str], signature: str) -> bool:
+    def is_valid(self, url: str, params: Params, signature: str) -> bool:
         """True when `signature` is what Twilio computes for `url` and `params`."""
-        return bool(self._validator.validate(url, params, signature))
+        variants = self._url_variants.get(url)
+        if variants is None:
+            variants = self._variants(url)
+        if not variants:
+            return False
+        signed = _signed_params(params).encode("utf-8")
+        expected = signature.encode("utf-8")
+        valid = False
+        for variant in variants:  # every variant is checked: no early exit that timing could reveal
+            digest = base64.b64encode(hmac.digest(self._key, variant + signed, "sha1"))
+            valid |= hmac.compare_digest(digest, expected)
+        return valid
+
+    def _variants(self, url: str) -> tuple[bytes, ...]:
+        """The URL without and with its port, as RequestValidator tries them (none if it cannot parse)."""
+        try:
+            parsed = urlparse(url)
+            variants: tuple[bytes, ...] = (
+                remove_port(parsed).encode("utf-8"),
+                add_port(parsed).encode("utf-8"),
+            )
+        except ValueError:  # e.g. a non-numeric port in the Host header: RequestValidator would raise
+            variants = ()
+        if len(self._url_variants) < self._MAX_CACHED_URLS:
+            self._url_variants[url] = variants
+        return variants
+
+
+def _signed_params(params: Params) -> str:
+    """Names in order, each followed by its distinct values in order, as Twilio signs a form."""
+    if not params.has_repeated_names:
+        return "".join([name + params[name] for name in sorted(params)])
+    values: dict[str, set[str]] = {}
+    for name, value in params.multi_items():
+        values.setdefault(name, set()).add(value)
+    return "".join([name + value for name in sorted(values) for value in sorted(values[name])])
 
 
 def header(scope: Scope, name: bytes) -> str | None:
