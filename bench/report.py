@@ -1,0 +1,174 @@
+"""The terminal report: the table (Markdown, ready to paste), the ratios and the targets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .results import RowResult, Summary
+from .rows import BASELINES, ROWS, SUBJECT
+
+HEADER = ("#", "server", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "peak RSS MiB", "idle RSS MiB", "errors")
+RIGHT_ALIGNED = {2, 3, 4, 5, 6, 7, 8}
+LOADGEN_SATURATED = 0.9
+SERVER_IDLE = 0.85
+OTHER_LOAD = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    text: str
+    value: float | None
+    goal: float
+    at_least: bool
+    """True when the value must reach the goal, False when it must stay below it."""
+    unit: str = "x"
+
+    @property
+    def met(self) -> bool | None:
+        if self.value is None:
+            return None
+        return self.value >= self.goal if self.at_least else self.value < self.goal
+
+    def as_dict(self) -> dict[str, object]:
+        return {"target": self.text, "value": self.value, "goal": self.goal, "met": self.met}
+
+
+def table(results: list[RowResult]) -> list[str]:
+    rows = [list(HEADER)]
+    for result in results:
+        summary = result.summary()
+        if summary is None:
+            reason = (result.skipped or "not measured").splitlines()[0]
+            shown = "n/a" if reason.startswith("n/a") else "-"
+            rows.append([result.row.number, f"{result.row.label}: {reason}"] + [shown] * 7)
+            continue
+        rows.append(
+            [
+                result.row.number,
+                result.row.label,
+                f"{summary.requests_per_s:,.0f}",
+                f"{summary.p50_ms:.2f}",
+                f"{summary.p99_ms:.2f}",
+                f"{summary.cpu_us_per_request:.0f}",
+                f"{summary.peak_rss_mib:.1f}",
+                f"{summary.idle_rss_mib:.1f}",
+                f"{summary.errors}",
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+    lines = [_table_line(rows[0], widths)]
+    lines.append(
+        "|"
+        + "|".join(
+            ("-" * (w + 1) + ":") if i in RIGHT_ALIGNED else "-" * (w + 2) for i, w in enumerate(widths)
+        )
+        + "|"
+    )
+    lines.extend(_table_line(row, widths) for row in rows[1:])
+    return lines
+
+
+def _table_line(cells: list[str], widths: list[int]) -> str:
+    padded = [
+        cell.rjust(width) if i in RIGHT_ALIGNED and cell and cell[0].isdigit() else cell.ljust(width)
+        for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+    ]
+    return "| " + " | ".join(padded) + " |"
+
+
+def ratios(results: list[RowResult]) -> dict[str, float | None]:
+    """Requests/s of the subject row over each baseline's (higher is better)."""
+    return _ratios(results, lambda summary: summary.requests_per_s)
+
+
+def cpu_ratios(results: list[RowResult]) -> dict[str, float | None]:
+    """Server CPU per request of the subject row over each baseline's (lower is better). Other work
+    on the machine disturbs this far less than requests/s."""
+    return _ratios(results, lambda summary: summary.cpu_us_per_request)
+
+
+def _ratios(results: list[RowResult], figure: Callable[[Summary], float]) -> dict[str, float | None]:
+    summaries = {result.row.key: result.summary() for result in results}
+    subject = summaries.get(SUBJECT)
+    out: dict[str, float | None] = {}
+    for key in BASELINES:
+        baseline = summaries.get(key)
+        out[key] = figure(subject) / figure(baseline) if subject and baseline and figure(baseline) else None
+    return out
+
+
+def targets(results: list[RowResult], connections: int) -> list[Target]:
+    found = ratios(results)
+    subject = next((r.summary() for r in results if r.row.key == SUBJECT), None)
+    return [
+        Target("row 4 >= 2x row 2 (Starlette route)", found["starlette_route"], 2.0, True),
+        Target("row 4 >= 4x row 3 (Flask/gunicorn)", found["flask_gunicorn"], 4.0, True),
+        Target(
+            f"row 4 p99 < 5 ms at {connections} connections",
+            subject.p99_ms if subject else None,
+            goal=5.0,
+            at_least=False,
+            unit=" ms",
+        ),
+        Target("row 4 >= 0.5x row 1 (raw ASGI floor; an aim)", found["raw_asgi"], 0.5, True),
+    ]
+
+
+def ratio_lines(results: list[RowResult]) -> list[str]:
+    labels = {row.key: f"row {row.number} ({row.label})" for row in ROWS}
+    width = max(len(labels[key]) for key in BASELINES)
+    lines = [f"{'row 4 compared with':<{width}}  req/s (higher is better)  CPU µs/req (lower is better)"]
+    by_cpu = cpu_ratios(results)
+    for key, value in ratios(results).items():
+        lines.append(f"{labels[key]:<{width}}  {_times(value):>24}  {_times(by_cpu[key]):>28}")
+    return lines
+
+
+def _times(value: float | None) -> str:
+    return f"{value:.2f}x" if value is not None else "n/a"
+
+
+def target_lines(found: list[Target]) -> list[str]:
+    lines = []
+    for target in found:
+        if target.value is None:
+            lines.append(f"[{'n/a':^7}] {target.text}")
+            continue
+        state = "met" if target.met else "NOT met"
+        lines.append(f"[{state:^7}] {target.text}: {target.value:.2f}{target.unit}")
+    return lines
+
+
+def notes(results: list[RowResult]) -> list[str]:
+    """What makes a figure less than it seems: a saturated load generator, an idle server."""
+    out = []
+    for result in results:
+        summary = result.summary()
+        if summary is None:
+            continue
+        name = f"row {result.row.number}"
+        if not result.row.validates_signature:
+            out.append(f"{name} validates no signature: it is the floor, not a contender.")
+        loadgen = summary.loadgen_cpu_share_max
+        if loadgen > LOADGEN_SATURATED:
+            out.append(
+                f"{name}: the load generator used {loadgen:.0%} of its CPU: it may be the limit, "
+                "not the server."
+            )
+        server = summary.server_cpu_share
+        if server < SERVER_IDLE:
+            out.append(f"{name}: the server used only {server:.0%} of its CPU; it was not saturated.")
+        if max(summary.other_cpu_share_max, summary.other_load_cpu_share_max) >= OTHER_LOAD:
+            out.append(
+                f"{name}: other processes were busy on the benchmark CPUs during some runs (up to "
+                f"{summary.other_cpu_share_max:.0%} of the server's, {summary.other_load_cpu_share_max:.0%} "
+                "of the load generator's); where its runs differ, that is why. CPU µs/req is the figure "
+                "they disturb least."
+            )
+        if result.errors:
+            statuses = {run.load.first_non2xx_status for run in result.runs if run.load.first_non2xx_status}
+            out.append(
+                f"{name}: {result.errors} failed requests (non-2xx statuses seen: {sorted(statuses)})."
+            )
+    return out

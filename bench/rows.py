@@ -1,0 +1,122 @@
+"""The rows of the benchmark: which server each one starts, and when a row cannot run.
+
+To add a row, write its server in bench/servers/ (it takes the port as its only argument, listens
+on 127.0.0.1 and validates with payload.AUTH_TOKEN) and add a `Row` to `ROWS`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .payload import HOST
+
+Command = Callable[[int], list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    number: str
+    key: str
+    """Names the row in the JSON and in `--rows`."""
+    label: str
+    command: Command
+    """The command line that serves the webhook on the given port, in the foreground."""
+    validates_signature: bool = True
+    """False only for the raw floor: the harness then checks acceptance only, not refusal."""
+    unavailable: Callable[[], str | None] = lambda: None
+    """Why the row cannot run here (shown in its place in the table), or None."""
+
+
+def python_module(module: str) -> Command:
+    """`python -m MODULE PORT` with this interpreter."""
+    return lambda port: [sys.executable, "-m", module, str(port)]
+
+
+def gunicorn_sync(app: str) -> Command:
+    """gunicorn with one sync worker, as Flask apps are commonly deployed."""
+    return lambda port: [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers=1",
+        "--worker-class=sync",
+        f"--bind={HOST}:{port}",
+        "--log-level=warning",
+        app,
+    ]
+
+
+def durable_row_unavailable(module: str) -> Callable[[], str | None]:
+    """Durable rows need `TwilioEvents(delivery=...)` and a server module for the backend."""
+
+    def unavailable() -> str | None:
+        from twilio_events import TwilioEvents
+
+        if "delivery" not in inspect.signature(TwilioEvents).parameters:
+            return "n/a (durable mode not available)"
+        if importlib.util.find_spec(module) is None:
+            return f"n/a (no server module {module} yet)"
+        return None
+
+    return unavailable
+
+
+SQLITE_MODULE = "bench.servers.twilio_events_sqlite"
+REDIS_MODULE = "bench.servers.twilio_events_redis"
+
+ROWS: tuple[Row, ...] = (
+    Row(
+        number="1",
+        key="raw_asgi",
+        label="raw ASGI on uvicorn (floor)",
+        command=python_module("bench.servers.raw_asgi"),
+        validates_signature=False,
+    ),
+    Row(
+        number="2",
+        key="starlette_route",
+        label="Starlette route + RequestValidator",
+        command=python_module("bench.servers.starlette_route"),
+    ),
+    Row(
+        number="3",
+        key="flask_gunicorn",
+        label="Flask + RequestValidator, gunicorn sync",
+        command=gunicorn_sync("bench.servers.flask_app:app"),
+    ),
+    Row(
+        number="4",
+        key="twilio_events_async",
+        label="twilio_events inline, async handler",
+        command=python_module("bench.servers.twilio_events_async"),
+    ),
+    Row(
+        number="5",
+        key="twilio_events_sync",
+        label="twilio_events inline, sync handler",
+        command=python_module("bench.servers.twilio_events_sync"),
+    ),
+    Row(
+        number="6a",
+        key="twilio_events_durable_sqlite",
+        label="twilio_events durable, SQLite",
+        command=python_module(SQLITE_MODULE),
+        unavailable=durable_row_unavailable(SQLITE_MODULE),
+    ),
+    Row(
+        number="6b",
+        key="twilio_events_durable_redis",
+        label="twilio_events durable, Redis",
+        command=python_module(REDIS_MODULE),
+        unavailable=durable_row_unavailable(REDIS_MODULE),
+    ),
+)
+
+SUBJECT = "twilio_events_async"
+"""The row the ratios are about."""
+BASELINES = ("raw_asgi", "starlette_route", "flask_gunicorn")
+"""The rows it is compared with."""
