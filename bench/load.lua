@@ -1,6 +1,6 @@
 -- wrk script: POST the signed callback on every request, count every non-2xx answer, and print
 -- one machine-readable line at the end.
--- Usage: wrk -t1 -c32 -d5s --latency -s bench/load.lua http://127.0.0.1:PORT/ -- BODY SIGNATURE
+-- Usage: wrk -t1 -c32 -d5s --latency -s bench/load.lua http://127.0.0.1:PORT/ -- BODY SIGNATURE RUN_ID
 
 local threads = {}
 
@@ -9,20 +9,24 @@ function setup(thread)
 end
 
 function init(args)
-   if #args ~= 2 then
-      error("usage: wrk ... -s load.lua URL -- BODY SIGNATURE")
+   if #args ~= 3 then
+      error("usage: wrk ... -s load.lua URL -- BODY SIGNATURE RUN_ID")
    end
    wrk.method = "POST"
    wrk.body = args[1]
    wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
    wrk.headers["X-Twilio-Signature"] = args[2]
-   signed_request = wrk.format()
+   -- a new idempotency token per request, as Twilio sends with each webhook (it is not signed)
+   token_prefix = args[3] .. "-"
+   sent = 0
    non2xx = 0
    first_non2xx = 0
 end
 
 function request()
-   return signed_request
+   sent = sent + 1
+   wrk.headers["I-Twilio-Idempotency-Token"] = token_prefix .. sent
+   return wrk.format()
 end
 
 function response(status, headers, body)

@@ -12,6 +12,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -89,6 +90,7 @@ def loadgen_command(loadgen: str, port: int, connections: int, duration: int) ->
             "--",
             body,
             request.signature,
+            f"run-{time.time_ns()}",  # makes this run's idempotency tokens unique
         ]
     return [
         sys.executable,

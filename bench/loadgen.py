@@ -12,27 +12,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from .payload import CONTENT_TYPE, HOST, PATH, SIGNATURE_HEADER
+from .payload import CONTENT_TYPE, HOST, IDEMPOTENCY_HEADER, PATH, SIGNATURE_HEADER
 
 REQUEST_TIMEOUT_S = 2.0
 """Like wrk's default --timeout: an answer slower than this counts as a timeout error."""
 
 
-def build_request(port: int, body: bytes, signature: str) -> bytes:
+def build_request(port: int, body: bytes, signature: str) -> Callable[[], bytes]:
+    """Every call gives the signed request with a new idempotency token, as Twilio sends each webhook."""
     head = (
         f"POST {PATH} HTTP/1.1\r\n"
         f"Host: {HOST}:{port}\r\n"
         f"Content-Type: {CONTENT_TYPE}\r\n"
         f"Content-Length: {len(body)}\r\n"
         f"{SIGNATURE_HEADER}: {signature}\r\n"
-        "\r\n"
-    )
-    return head.encode("latin-1") + body
+    ).encode("latin-1")
+    tokens = itertools.count()
+    prefix = f"{IDEMPOTENCY_HEADER}: bench-{os.getpid()}-".encode("latin-1")
+    return lambda: b"".join((head, prefix, str(next(tokens)).encode(), b"\r\n\r\n", body))
 
 
 @dataclass
@@ -108,7 +113,7 @@ def _parse_response(buffer: bytearray) -> tuple[int, bool, int] | None:
     return status, headers.get("connection") == "close", length
 
 
-async def connection_loop(port: int, request: bytes, deadline: float, tally: Tally) -> None:
+async def connection_loop(port: int, request: Callable[[], bytes], deadline: float, tally: Tally) -> None:
     loop = asyncio.get_running_loop()
     reader: ResponseReader | None = None
     while time.monotonic() < deadline:
@@ -121,7 +126,7 @@ async def connection_loop(port: int, request: bytes, deadline: float, tally: Tal
                 continue
         started = time.perf_counter_ns()
         try:
-            status, closes = await asyncio.wait_for(reader.send(request), REQUEST_TIMEOUT_S)
+            status, closes = await asyncio.wait_for(reader.send(request()), REQUEST_TIMEOUT_S)
         except TimeoutError:
             tally.timeouts += 1
             _close(reader)

@@ -17,6 +17,9 @@ HOST = "127.0.0.1"
 PATH = "/"
 CONTENT_TYPE = "application/x-www-form-urlencoded"
 SIGNATURE_HEADER = "X-Twilio-Signature"
+IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
+"""Twilio sends a new one with each webhook; the load sends a new one per request (it is not signed),
+so servers that de-duplicate (twilio_events) see distinct callbacks, not one callback repeated."""
 EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
 """What every server answers: the empty TwiML document twilio_events acknowledges with."""
 

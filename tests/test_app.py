@@ -130,7 +130,7 @@ def test_the_path_is_normalised(path: str, expected: str) -> None:
     app = TwilioEvents(auth_token=TOKEN, path=path)
 
     assert app.path == expected
-    assert repr(app) == f"TwilioEvents(path={expected!r}, validate_signature=True)"
+    assert repr(app) == f"TwilioEvents(path={expected!r}, delivery='inline', validate_signature=True)"
 
 
 def test_only_one_error_hook() -> None:

@@ -257,14 +257,14 @@ def test_the_same_seed_replays_the_same_order(service: Service, events: Events) 
     assert [e["status"] for e in events()][len(statuses_first) :] == statuses_first
 
 
-def test_duplicate_delivers_some_callbacks_twice(service: Service, events: Events) -> None:
+def test_duplicates_are_sent_acknowledged_and_handled_once(service: Service, events: Events) -> None:
     result = simulate(service, "call", "--lifecycle", "--duplicate", "--seed", "1")
 
     assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("(repeat)") >= 1  # some callbacks really were sent twice
     seen = events()
     keys = [(e["status"], e["sequence_number"]) for e in seen]
-    assert len(keys) > len(set(keys)) == 4
-    assert result.stdout.count("(repeat)") == len(keys) - 4
+    assert len(keys) == len(set(keys)) == 4  # the service ran each handler once
 
 
 def test_parameters_can_be_set(service: Service, events: Events) -> None:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from email.utils import format_datetime, parsedate_to_datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from twilio_events import CallEvent, CallStatus, Media, SmsEvent, SmsStatus
 from twilio_events.events import Params, parse_status
+from twilio_events.testing import call_payload, inbound_sms_payload
 
 
 def call_event(**params: str) -> CallEvent:
@@ -380,7 +385,8 @@ def test_events_are_frozen() -> None:
         event.call_sid = "CA2"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         sms_event(SmsStatus="sent").status = SmsStatus.DELIVERED  # type: ignore[misc]
-    assert not hasattr(event, "__dict__")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.extra = "x"  # type: ignore[attr-defined]
 
 
 def test_events_compare_by_fields_not_raw() -> None:
@@ -400,3 +406,38 @@ def test_events_can_be_built_directly_for_unit_tests() -> None:
     with pytest.raises(TypeError):
         CallEvent("AC1")  # type: ignore[call-arg]
     assert dataclasses.replace(event, status=CallStatus.COMPLETED).status is CallStatus.COMPLETED
+
+
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2099, 12, 31)))
+def test_twilio_timestamps_parse_as_email_utils_parses_them(moment: datetime) -> None:
+    text = format_datetime(moment.replace(microsecond=0, tzinfo=UTC))
+    event = CallEvent.from_params(Params([("CallStatus", "ringing"), ("Timestamp", text)]))
+
+    assert event.timestamp == parsedate_to_datetime(text)
+    assert event.timestamp is not None and event.timestamp.tzinfo is not None
+
+
+@pytest.mark.parametrize("text", ["Fri, 08 Jan 2016 17:18:38 -0500", "8 Jan 2016 17:18:38 GMT", "not a date"])
+def test_other_timestamp_forms_fall_back_to_email_utils(text: str) -> None:
+    event = CallEvent.from_params(Params([("CallStatus", "ringing"), ("Timestamp", text)]))
+    try:
+        expected = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        expected = None
+
+    assert event.timestamp == expected
+
+
+@pytest.mark.parametrize(
+    "factory", [lambda: call_payload("completed"), lambda: inbound_sms_payload("hi", ["u"])]
+)
+def test_events_built_from_params_equal_those_built_by_the_constructor(
+    factory: Callable[[], dict[str, str]],
+) -> None:
+    params = Params(list(factory().items()))
+    event_type = CallEvent if "CallStatus" in params else SmsEvent
+    built = event_type.from_params(params, previous_status="queued", idempotency_key="k")
+
+    by_constructor = event_type(**{f.name: getattr(built, f.name) for f in dataclasses.fields(event_type)})
+    assert built == by_constructor
+    assert repr(built) == repr(by_constructor)

@@ -8,17 +8,21 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from .channels import CallChannel, Channel, Handler, SmsChannel
-from .events import CallEvent, Params, SmsEvent
+from .delivery import IDEMPOTENCY_HEADER, RetryPolicy, idempotency_key
+from .dispatch import DeliverySettings, Dispatcher, is_inbound_message
+from .events import Params
 from .forms import ClientDisconnected, Rejected, check_content_type, parse_form, read_body
 from .listener import LISTENER_SCOPE_KEY, Listener, serve
-from .responses import acknowledge, handler_response, refuse
+from .responses import refuse
 from .security import SIGNATURE_HEADER, SignatureValidator, callback_url, header
+from .stores import MemoryStore, Store, StoreUnavailable, open_store
 
 if TYPE_CHECKING:
     from twilio.rest import Client
@@ -26,7 +30,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("twilio_events")
 
 F = TypeVar("F", bound=Callable[..., Any])
-Event = CallEvent | SmsEvent
+
+DEFAULT_STORE = "sqlite:///twilio_events.db"
 
 VALIDATE_SIGNATURE_ENV = "TWILIO_EVENTS_VALIDATE_SIGNATURE"
 NO_TOKEN_MESSAGE = (
@@ -54,6 +59,14 @@ class TwilioEvents:
         path: str = "/",
         max_body_size: int = 64 * 1024,
         listeners: Sequence[Listener] | None = None,
+        delivery: Literal["inline", "durable"] = "inline",
+        store: Store | str | None = None,
+        ordering: Literal["monotonic"] | None = None,
+        max_attempts: int = 5,
+        workers: int = 4,
+        dedupe_window: float | timedelta = timedelta(hours=24),
+        visibility_timeout: float = 300.0,
+        shutdown_grace: float = 30.0,
     ) -> None:
         """Configure the app.
 
@@ -65,6 +78,14 @@ class TwilioEvents:
         path: where the webhook route lives inside this app.
         max_body_size: larger bodies are refused with 413.
         listeners: where `run()` serves; default one `Listener(port=8090, name="twilioListener")`.
+        delivery: "inline" runs the handler before answering; "durable" commits the event to `store`,
+            answers at once and runs it in workers, retrying failures up to `max_attempts` times.
+        store: a Store or URL (`sqlite:///file.db`, `redis://host:6379/0`, `memory://`); default memory
+            for inline (de-dup in one process), `sqlite:///twilio_events.db` for durable.
+        ordering: "monotonic" skips callbacks whose status comes before one already handled for the SID.
+        workers / visibility_timeout / shutdown_grace: durable workers, how long a dead worker's event
+            stays held, and how long running handlers may finish at shut-down (seconds).
+        dedupe_window: how long a handled callback's duplicates are recognised.
         """
         self.auth_token = auth_token or os.environ.get("TWILIO_AUTH_TOKEN") or None
         self.account_sid = account_sid or os.environ.get("TWILIO_ACCOUNT_SID") or None
@@ -78,7 +99,27 @@ class TwilioEvents:
         self.listeners: list[Listener] = list(listeners) if listeners else [Listener()]
         self.call = CallChannel()
         self.sms = SmsChannel()
-        self._error_handler: Handler | None = None
+        if delivery not in ("inline", "durable"):
+            raise ConfigurationError(f"delivery must be 'inline' or 'durable', not {delivery!r}")
+        if ordering not in (None, "monotonic"):
+            raise ConfigurationError(f"ordering must be None or 'monotonic', not {ordering!r}")
+        self.delivery = delivery
+        self.ordering = ordering
+        self.store = _store_for(delivery, store)
+        window = dedupe_window.total_seconds() if isinstance(dedupe_window, timedelta) else dedupe_window
+        settings = DeliverySettings(
+            durable=delivery == "durable",
+            ordering=ordering,
+            dedupe_window=float(window),
+            retry=RetryPolicy(max_attempts=max_attempts),
+            workers=workers,
+            visibility_timeout=visibility_timeout,
+            shutdown_grace=shutdown_grace,
+        )
+        self._dispatcher = Dispatcher({"call": self.call, "sms": self.sms}, self.store, settings)
+        self._health_path = self.path.rstrip("/") + "/health"
+        self._started = False
+        self._start_lock = asyncio.Lock()
         self._client: Client | None = None
         self._validator: SignatureValidator | None = None
         if validate_signature:
@@ -89,13 +130,17 @@ class TwilioEvents:
             _warn_validation_off()
 
     def __repr__(self) -> str:
-        return f"TwilioEvents(path={self.path!r}, validate_signature={self.validate_signature})"
+        return (
+            f"TwilioEvents(path={self.path!r}, delivery={self.delivery!r}, "
+            f"validate_signature={self.validate_signature})"
+        )
 
     def on_error(self, function: F) -> F:
         """Register a hook `(event, exc)` for handler errors; what it returns replaces the 500."""
-        if self._error_handler is not None:
-            raise ValueError(f"an error hook is already registered: {self._error_handler.name}")
-        self._error_handler = Handler.wrap(function)
+        existing = self._dispatcher.error_handler
+        if existing is not None:
+            raise ValueError(f"an error hook is already registered: {existing.name}")
+        self._dispatcher.error_handler = Handler.wrap(function)
         return function
 
     @property
@@ -123,8 +168,28 @@ class TwilioEvents:
     @contextlib.asynccontextmanager
     async def lifespan(self, _parent: object = None) -> AsyncIterator[None]:
         """Start-up and shut-down; usable as a parent app's `lifespan=` when this app is mounted."""
-        self._log_startup()
-        yield
+        await self.startup()
+        try:
+            yield
+        finally:
+            await self.shutdown()
+
+    async def startup(self) -> None:
+        """Open the store (running again what a stopped process left unfinished) and start workers."""
+        async with self._start_lock:
+            if self._started:
+                return
+            self._log_startup()
+            await self._dispatcher.start()
+            self._started = True
+
+    async def shutdown(self) -> None:
+        """Let running handlers finish (within shutdown_grace), then close the store."""
+        async with self._start_lock:
+            if not self._started:
+                return
+            self._started = False
+            await self._dispatcher.stop()
 
     def run(self, *, log_level: str = "info", graceful_timeout: int = 30) -> None:
         """Serve every listener in this process until interrupted; in-flight handlers finish first."""
@@ -132,25 +197,29 @@ class TwilioEvents:
             logging.basicConfig(
                 level=log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
             )
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(self, self.listeners, log_level=log_level, graceful_timeout=graceful_timeout))
+        with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_fastest_loop()) as runner:
+            runner.run(serve(self, self.listeners, log_level=log_level, graceful_timeout=graceful_timeout))
 
     async def _handle_lifespan(self, receive: Receive, send: Send) -> None:
         message = await receive()
         assert message["type"] == "lifespan.startup"
         try:
-            self._log_startup()
-        except Exception as exc:  # pragma: no cover - defensive: report, do not crash the server
-            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            await self.startup()
+        except StoreUnavailable as exc:
+            logger.error("cannot start: the store is unavailable: %s", exc)
+            await send({"type": "lifespan.startup.failed", "message": f"store unavailable: {exc}"})
             return
         await send({"type": "lifespan.startup.complete"})
         message = await receive()
         assert message["type"] == "lifespan.shutdown"
+        await self.shutdown()
         await send({"type": "lifespan.shutdown.complete"})
 
     def _log_startup(self) -> None:
         _ensure_log_output()
         counts = f"{len(self.call.handlers)} call and {len(self.sms.handlers)} message handlers"
+        if self.delivery == "durable":
+            logger.info("durable delivery: events are stored in %s before they are acknowledged", self.store)
         if self._validator is None:
             _warn_validation_off()
             logger.info("twilio_events ready at %s with %s", self.path, counts)
@@ -159,7 +228,15 @@ class TwilioEvents:
 
     async def _handle_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        if _route_path(scope) != self.path:
+        if not self._started:  # mounted without the parent forwarding lifespan events
+            try:
+                await self.startup()
+            except StoreUnavailable as exc:
+                logger.error("cannot start: the store is unavailable: %s", exc)
+        route = _route_path(scope)
+        if route == self._health_path and scope["method"] in ("GET", "HEAD"):
+            response = await self._dispatcher.health()
+        elif route != self.path:
             response = refuse(404, f"Not Found: Twilio callbacks are received at {self.path}")
         else:
             try:
@@ -191,8 +268,11 @@ class TwilioEvents:
             self._check_signature(scope, params, signature or "")
         if self.account_sid and params.get("AccountSid") != self.account_sid:
             raise Rejected(403, "Forbidden: this callback is for another Twilio account (AccountSid)")
-        channel, event = self._event_for(params)
-        return await self._dispatch(scope, channel, event)
+        channel = self._channel_for(params)
+        key = idempotency_key(channel.name, params, header(scope, IDEMPOTENCY_HEADER))
+        if self.delivery == "durable" and not is_inbound_message(params):
+            return await self._dispatcher.accept(channel, params, key, _listener(scope))
+        return await self._dispatcher.inline(channel, params, key, _listener(scope))
 
     def _check_signature(self, scope: Scope, params: Params, signature: str) -> None:
         url = callback_url(scope, self.public_url, self.trust_forwarded_headers)
@@ -210,63 +290,16 @@ class TwilioEvents:
                 "(wrong auth token, or the service does not know its public URL)",
             )
 
-    def _event_for(self, params: Params) -> tuple[Channel[Any, Any], Event]:
+    def _channel_for(self, params: Params) -> Channel[Any, Any]:
         if params.get("CallStatus"):
-            return self.call, CallEvent.from_params(params)
+            return self.call
         if params.get("MessageStatus") or params.get("SmsStatus"):
-            return self.sms, SmsEvent.from_params(params)
+            return self.sms
         raise Rejected(
             400,
             "Bad Request: no status field; a Twilio callback carries CallStatus (calls) "
             "or MessageStatus / SmsStatus (messages)",
         )
-
-    async def _dispatch(self, scope: Scope, channel: Channel[Any, Any], event: Event) -> Response:
-        handler = channel.handler_for(event.status)
-        if handler is None:
-            logger.debug(
-                "[%s] no %s handler for %r (%s): acknowledged",
-                _listener(scope),
-                channel.name,
-                str(event.status),
-                event.sid,
-            )
-            return acknowledge()
-        try:
-            result = await handler.call(event)
-            response = handler_response(result)
-        except Exception as exc:
-            return await self._handler_failed(scope, channel, handler, event, exc)
-        logger.info(
-            "[%s] %s %s %s -> %s()", _listener(scope), channel.name, event.status, event.sid, handler.name
-        )
-        return response
-
-    async def _handler_failed(
-        self, scope: Scope, channel: Channel[Any, Any], handler: Handler, event: Event, exc: Exception
-    ) -> Response:
-        logger.error(
-            "[%s] %s handler %s() failed for %s %s",
-            _listener(scope),
-            channel.name,
-            handler.name,
-            event.sid,
-            event.status,
-            exc_info=exc,
-        )
-        if self._error_handler is not None:
-            try:
-                result = await self._error_handler.call(event, exc)
-                if result is not None:
-                    return handler_response(result)
-            except Exception as hook_exc:
-                logger.error(
-                    "[%s] error hook %s() failed",
-                    _listener(scope),
-                    self._error_handler.name,
-                    exc_info=hook_exc,
-                )
-        return refuse(500, f"Internal Server Error: the {channel.name} handler failed for {event.sid}")
 
 
 def _route_path(scope: Scope) -> str:
@@ -280,6 +313,29 @@ def _route_path(scope: Scope) -> str:
 
 def _listener(scope: Scope) -> str:
     return str(scope.get(LISTENER_SCOPE_KEY, "asgi"))
+
+
+def _fastest_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (it is with uvicorn[standard]), as uvicorn itself would choose."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def _store_for(delivery: str, store: Store | str | None) -> Store:
+    if isinstance(store, str):
+        store = open_store(store)
+    if delivery == "inline":
+        return store if store is not None else MemoryStore()
+    store = store if store is not None else open_store(DEFAULT_STORE)
+    if not store.durable:
+        raise ConfigurationError(
+            f"durable delivery needs a store that survives the process (sqlite:///path.db or redis://...), "
+            f"not {type(store).__name__}"
+        )
+    return store
 
 
 def _env_flag(name: str, *, default: bool) -> bool:

@@ -33,18 +33,16 @@ class Handler:
 
     function: Callable[..., Any]
     call: Callable[..., Awaitable[Any]]
-
-    @property
-    def name(self) -> str:
-        """The function's qualified name, for logs."""
-        return getattr(self.function, "__qualname__", repr(self.function))
+    name: str
+    """The function's qualified name, for logs."""
 
     @classmethod
     def wrap(cls, function: Callable[..., Any]) -> Handler:
         """Sync functions run in the thread pool so they never block the event loop."""
+        name = getattr(function, "__qualname__", repr(function))
         if _is_async_callable(function):
-            return cls(function, function)
-        return cls(function, functools.partial(run_in_threadpool, function))
+            return cls(function, function, name)
+        return cls(function, functools.partial(run_in_threadpool, function), name)
 
 
 def _is_async_callable(obj: Any) -> bool:

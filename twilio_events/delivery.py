@@ -1,0 +1,169 @@
+"""Delivery rules: idempotency keys, Twilio's lifecycles for ordering, retry back-off, and the workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from .events import CallStatus, Params, SmsStatus
+from .stores.base import StatusMark, Store, StoredEvent, StoreUnavailable
+
+logger = logging.getLogger("twilio_events")
+
+IDEMPOTENCY_HEADER = b"i-twilio-idempotency-token"
+
+# Where each status stands in Twilio's documented lifecycles; a higher rank comes later.
+_CALL_RANKS: dict[str, int] = {
+    CallStatus.QUEUED: 0,
+    CallStatus.INITIATED: 1,
+    CallStatus.RINGING: 2,
+    CallStatus.IN_PROGRESS: 3,
+}
+_CALL_FINAL_RANK = 4  # completed, busy, failed, no-answer, canceled
+_SMS_RANKS: dict[str, int] = {
+    SmsStatus.ACCEPTED: 0,
+    SmsStatus.SCHEDULED: 0,
+    SmsStatus.RECEIVING: 0,
+    SmsStatus.QUEUED: 1,
+    SmsStatus.SENDING: 2,
+    SmsStatus.SENT: 3,
+    SmsStatus.PARTIALLY_DELIVERED: 4,
+    SmsStatus.DELIVERED: 4,
+    SmsStatus.READ: 5,
+}
+_SMS_FINAL_RANK = 6  # failed, undelivered, canceled, received; read is final too
+
+
+def idempotency_key(channel: str, params: Params, token: str | None) -> str:
+    """Twilio's idempotency token when sent, else channel, SID, status and SequenceNumber."""
+    if token:
+        return f"token:{token}"
+    if channel == "call":
+        sid, status = params.get("CallSid", ""), params.get("CallStatus", "")
+    else:
+        sid = params.get("MessageSid") or params.get("SmsSid") or ""
+        status = params.get("MessageStatus") or params.get("SmsStatus") or ""
+    return f"{channel}:{sid}:{status}:{params.get('SequenceNumber', '')}"
+
+
+def status_mark(channel: str, status: str, sequence: int | None) -> StatusMark | None:
+    """Where `status` stands in its channel's lifecycle, or None for a status Twilio does not document."""
+    if channel == "call":
+        if status in _CALL_RANKS:
+            return StatusMark(status, (_CALL_RANKS[status], sequence or 0), final=False)
+        if status in CallStatus._value2member_map_:
+            return StatusMark(status, (_CALL_FINAL_RANK, sequence or 0), final=True)
+        return None
+    if status in _SMS_RANKS:
+        return StatusMark(status, (_SMS_RANKS[status], 0), final=status == SmsStatus.READ)
+    if status in SmsStatus._value2member_map_:
+        return StatusMark(status, (_SMS_FINAL_RANK, 0), final=True)
+    return None
+
+
+def is_regression(previous: StatusMark | None, mark: StatusMark | None) -> bool:
+    """True when `mark` comes before (or equals) what was handled, or anything follows a final status."""
+    if previous is None or mark is None:
+        return False
+    return previous.final or mark.position <= previous.position
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential back-off with full jitter: attempt n waits up to base * 2**(n-1), capped."""
+
+    max_attempts: int = 5
+    base_delay: float = 1.0
+    max_delay: float = 300.0
+
+    def delay(self, attempts: int) -> float:
+        """Seconds to wait after the `attempts`-th failure."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** max(attempts - 1, 0))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+class WorkerPool:
+    """A bounded number of tasks that take events from the store and run them."""
+
+    def __init__(
+        self,
+        store: Store,
+        run: Callable[[StoredEvent], Awaitable[None]],
+        *,
+        workers: int,
+        consumer: str,
+        visibility_timeout: float,
+        poll_interval: float = 0.2,
+    ) -> None:
+        self._store = store
+        self._run = run
+        self._size = workers
+        self._consumer = consumer
+        self._visibility_timeout = visibility_timeout
+        self._poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running: set[asyncio.Task[None]] = set()
+
+    @property
+    def started(self) -> bool:
+        """True once `start()` ran."""
+        return bool(self._tasks)
+
+    def start(self) -> None:
+        """Start the workers on the running loop."""
+        self._stopping = False
+        self._tasks = [asyncio.create_task(self._work(n)) for n in range(self._size)]
+
+    def notify(self) -> None:
+        """An event was just queued: wake an idle worker now rather than at the next poll."""
+        self._wake.set()
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking events; let running handlers finish within `grace` s, then cancel them."""
+        self._stopping = True
+        self._wake.set()
+        if self._running:
+            _, pending = await asyncio.wait(self._running, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                logger.warning(
+                    "%d handler(s) still running after %.0f s: cancelled; their events run again later",
+                    len(pending),
+                    grace,
+                )
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _work(self, number: int) -> None:
+        consumer = f"{self._consumer}-{number}"
+        while not self._stopping:
+            try:
+                events = await self._store.claim(consumer, 1, self._visibility_timeout)
+            except StoreUnavailable as exc:
+                logger.error("worker %s cannot reach the store: %s", consumer, exc)
+                await asyncio.sleep(1.0)
+                continue
+            if not events:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                continue
+            for event in events:
+                # shielded so that stop() can wait for a running handler instead of cancelling it
+                task = asyncio.ensure_future(self._run(event))
+                self._running.add(task)
+                try:
+                    await asyncio.shield(task)
+                finally:
+                    self._running.discard(task)

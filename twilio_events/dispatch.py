@@ -1,0 +1,264 @@
+"""Running handlers: inline before the response, or durably from the store, with de-dup and ordering."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.responses import JSONResponse, Response
+
+from .channels import Channel, Handler
+from .delivery import RetryPolicy, WorkerPool, is_regression, status_mark
+from .events import CallEvent, Params, SmsEvent
+from .responses import acknowledge, handler_response, refuse
+from .stores.base import Store, StoredEvent, StoreUnavailable
+
+logger = logging.getLogger("twilio_events")
+
+Event = CallEvent | SmsEvent
+
+
+class HandlerFailed(Exception):
+    """A handler raised (or returned something that is not a response); carries what the logs need."""
+
+    def __init__(self, handler: Handler, event: Event, error: Exception) -> None:
+        super().__init__(str(error))
+        self.handler = handler
+        self.event = event
+        self.error = error
+
+
+@dataclass(slots=True)
+class DeliverySettings:
+    """How events are delivered: see TwilioEvents' parameters of the same names."""
+
+    durable: bool
+    ordering: str | None
+    dedupe_window: float
+    retry: RetryPolicy
+    workers: int
+    visibility_timeout: float
+    shutdown_grace: float
+
+
+class Dispatcher:
+    """Runs the handler for each accepted callback and remembers what was handled."""
+
+    def __init__(
+        self, channels: dict[str, Channel[Any, Any]], store: Store, settings: DeliverySettings
+    ) -> None:
+        self.channels = channels
+        self.store = store
+        self.settings = settings
+        self.error_handler: Handler | None = None
+        self._inflight: dict[str, asyncio.Future[None]] = {}
+        self._workers = (
+            WorkerPool(
+                store,
+                self.run_stored,
+                workers=settings.workers,
+                consumer=f"worker-{id(self):x}",
+                visibility_timeout=settings.visibility_timeout,
+            )
+            if settings.durable
+            else None
+        )
+
+    async def start(self) -> None:
+        """Open the store (recovering unfinished events) and start the workers."""
+        await self.store.open()
+        if self._workers is not None:
+            self._workers.start()
+
+    async def stop(self) -> None:
+        """Let running handlers finish within the grace period, then close the store."""
+        if self._workers is not None:
+            await self._workers.stop(self.settings.shutdown_grace)
+        await self.store.close()
+
+    async def inline(self, channel: Channel[Any, Any], params: Params, key: str, listener: str) -> Response:
+        """Run the handler now and answer with its result; duplicates of a handled event are acknowledged."""
+        while (earlier := self._inflight.get(key)) is not None:
+            await asyncio.shield(earlier)  # a copy of this callback is running: wait for its outcome
+        try:
+            if await self.store.is_handled(key):
+                logger.info(
+                    "[%s] duplicate %s callback %s: acknowledged, not run again", listener, channel.name, key
+                )
+                return acknowledge()
+            done = asyncio.get_running_loop().create_future()
+            self._inflight[key] = done
+            try:
+                response = await self._handle(channel, params, key, listener, reply=True)
+                await self.store.mark_handled(key, self.settings.dedupe_window)
+            finally:
+                del self._inflight[key]
+                done.set_result(None)
+        except HandlerFailed as failure:
+            return await self._failed_response(failure, channel, listener)
+        except StoreUnavailable as exc:
+            return _store_down(exc, listener)
+        return response
+
+    async def accept(self, channel: Channel[Any, Any], params: Params, key: str, listener: str) -> Response:
+        """Commit the event to the store and acknowledge at once; the workers run it."""
+        try:
+            added = await self.store.enqueue(
+                key, channel.name, params.multi_items(), self.settings.dedupe_window
+            )
+        except StoreUnavailable as exc:
+            return _store_down(exc, listener)
+        if added:
+            assert self._workers is not None
+            self._workers.notify()
+        else:
+            logger.info("[%s] duplicate %s callback %s: already accepted", listener, channel.name, key)
+        return acknowledge()
+
+    async def run_stored(self, stored: StoredEvent) -> None:
+        """A worker's job: run one stored event, then complete, retry or dead-letter it."""
+        channel = self.channels[stored.channel]
+        store = self.store
+        try:
+            try:
+                await self._handle(
+                    channel, Params.from_pairs(stored.params), stored.key, "worker", reply=False
+                )
+            except HandlerFailed as failure:
+                await self._report(failure, channel, "worker")
+                await self._retry_or_bury(stored, failure.error)
+                return
+            await store.complete(stored, self.settings.dedupe_window)
+        except StoreUnavailable as exc:
+            logger.error("store unavailable while finishing %s (it runs again later): %s", stored.key, exc)
+
+    async def health(self) -> Response:
+        """Liveness, and in durable mode the queue's depth, dead letters and whether the store answers."""
+        body: dict[str, Any] = {"status": "ok", "delivery": "durable" if self.settings.durable else "inline"}
+        try:
+            await self.store.ping()
+            stats = await self.store.stats()
+        except StoreUnavailable as exc:
+            body.update(status="unavailable", store=str(exc))
+            return JSONResponse(body, status_code=503)
+        body.update(store="ok", queued=stats.queued, running=stats.running, dead_letters=stats.dead)
+        return JSONResponse(body)
+
+    async def _handle(
+        self, channel: Channel[Any, Any], params: Params, key: str, listener: str, *, reply: bool
+    ) -> Response:
+        """Ordering check, event, handler, status mark: the response to send when `reply`.
+
+        Raises HandlerFailed when the handler raises, or (with `reply`) returns what is not a response.
+        """
+        event_type = CallEvent if channel.name == "call" else SmsEvent
+        status = _status(channel.name, params)
+        sid = _sid(channel.name, params)
+        mark = status_mark(channel.name, status, _int_or_none(params.get("SequenceNumber")))
+        previous = await self.store.last_status(sid) if sid else None
+        if self.settings.ordering == "monotonic" and is_regression(previous, mark):
+            assert previous is not None
+            logger.info(
+                "[%s] %s %s %s arrived after %s: acknowledged, not dispatched",
+                listener,
+                channel.name,
+                sid,
+                status,
+                previous.status,
+            )
+            return acknowledge()
+        event = event_type.from_params(
+            params, previous_status=previous.status if previous else None, idempotency_key=key
+        )
+        handler = channel.handler_for(event.status)
+        response = acknowledge()
+        if handler is None:
+            logger.debug("[%s] no %s handler for %r (%s): acknowledged", listener, channel.name, status, sid)
+        else:
+            try:
+                result = await handler.call(event)
+                if reply:
+                    response = handler_response(result)
+            except Exception as exc:
+                raise HandlerFailed(handler, event, exc) from exc
+            logger.info("[%s] %s %s %s -> %s()", listener, channel.name, status, sid, handler.name)
+        if sid and mark is not None:
+            await self.store.advance_status(sid, mark, self.settings.dedupe_window)
+        return response
+
+    async def _retry_or_bury(self, stored: StoredEvent, error: Exception) -> None:
+        attempts = stored.attempts + 1
+        message = f"{type(error).__name__}: {error}"
+        if attempts >= self.settings.retry.max_attempts:
+            await self.store.dead_letter(stored, message)
+            logger.error("%s failed %d times: moved to the dead letters (%s)", stored.key, attempts, message)
+        else:
+            delay = self.settings.retry.delay(attempts)
+            await self.store.retry_later(stored, message, delay)
+            logger.warning("%s failed (attempt %d): retrying in %.1f s", stored.key, attempts, delay)
+
+    async def _report(self, failure: HandlerFailed, channel: Channel[Any, Any], listener: str) -> Any:
+        """Log the failure with its traceback and SID, and give it to the error hook; the hook's answer."""
+        event = failure.event
+        logger.error(
+            "[%s] %s handler %s() failed for %s %s",
+            listener,
+            channel.name,
+            failure.handler.name,
+            event.sid,
+            event.status,
+            exc_info=failure.error,
+        )
+        if self.error_handler is None:
+            return None
+        try:
+            return await self.error_handler.call(event, failure.error)
+        except Exception as hook_error:
+            logger.error(
+                "[%s] error hook %s() failed", listener, self.error_handler.name, exc_info=hook_error
+            )
+            return None
+
+    async def _failed_response(
+        self, failure: HandlerFailed, channel: Channel[Any, Any], listener: str
+    ) -> Response:
+        result = await self._report(failure, channel, listener)
+        if result is not None:
+            try:
+                return handler_response(result)
+            except TypeError as exc:
+                logger.error("[%s] error hook returned an unusable value: %s", listener, exc)
+        return refuse(
+            500, f"Internal Server Error: the {channel.name} handler failed for {failure.event.sid}"
+        )
+
+
+def _status(channel: str, params: Params) -> str:
+    if channel == "call":
+        return str(params.get("CallStatus", ""))
+    return str(params.get("MessageStatus") or params.get("SmsStatus") or "")
+
+
+def _sid(channel: str, params: Params) -> str:
+    if channel == "call":
+        return str(params.get("CallSid", ""))
+    return str(params.get("MessageSid") or params.get("SmsSid") or "")
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _store_down(exc: StoreUnavailable, listener: str) -> Response:
+    logger.error("[%s] store unavailable, callback refused with 503 so Twilio can retry: %s", listener, exc)
+    return refuse(503, "Service Unavailable: the callback could not be stored; try again later")
+
+
+def is_inbound_message(params: Params) -> bool:
+    """An incoming message ("a message comes in"): its TwiML reply must be in the response."""
+    return "MessageStatus" not in params and params.get("SmsStatus") == "received"
