@@ -48,8 +48,9 @@ class Store(Protocol):
     durable: bool
     """True when an enqueued event survives the process (SQLite, Redis)."""
 
-    async def open(self) -> None:
-        """Connect, create what is missing, and make events a dead process was running ready again."""
+    async def open(self, *, recover: bool = True) -> None:
+        """Connect and create what is missing; with `recover`, make events a dead process was running
+        ready again (a tool that inspects the store while the service runs passes recover=False)."""
 
     async def close(self) -> None:
         """Release connections; events still running stay in the store for the next start."""

@@ -34,7 +34,7 @@ class MemoryStore:
         self._marks: OrderedDict[str, tuple[StatusMark, float]] = OrderedDict()
         self._ids = itertools.count(1)
 
-    async def open(self) -> None:
+    async def open(self, *, recover: bool = True) -> None:
         return None
 
     async def close(self) -> None:

@@ -1,0 +1,589 @@
+"""The Store contract, for MemoryStore, SqliteStore and RedisStore (over a real redis-server)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from twilio_events.stores import (
+    MemoryStore,
+    StatusMark,
+    Store,
+    StoredEvent,
+    StoreUnavailable,
+    open_store,
+)
+from twilio_events.stores.redis import RedisStore
+from twilio_events.stores.sqlite import SqliteStore
+
+pytestmark = pytest.mark.anyio
+
+DEADLINE = 15.0
+"""Seconds to wait for a server or subprocess before failing the test (a timeout, never an assertion)."""
+
+WINDOW = 3600.0
+SHORT = 0.2
+"""A visibility timeout, delay or window the tests wait out."""
+
+PARAMS = [("CallSid", "CA1"), ("CallStatus", "ringing"), ("Tag", "a"), ("Tag", "b"), ("To", "Zoë")]
+
+Factory = Callable[[], Store]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+# A real redis-server
+
+
+@dataclass
+class RedisServer:
+    """A redis-server process on 127.0.0.1 that appends every write to disk with fsync."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    directory: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        self.process.wait(DEADLINE)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_redis(directory: Path, port: int | None = None) -> RedisServer:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: apt-get install redis-server (the tests start one)")
+    port = port or free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"]
+    command += ["--appendfsync", "always", "--dir", str(directory)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = RedisServer(process, port, directory)
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        try:
+            with redis.Redis(port=port, socket_timeout=1) as client:
+                client.ping()
+            return server
+        except redis.ConnectionError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                server.stop()
+                pytest.fail(f"redis-server did not start on port {port}")
+            time.sleep(0.02)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+# Stores
+
+
+def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Factory:
+    """A factory of stores that share what they keep, for the kind of store the test is run with."""
+    if request.param == "memory":
+        store = MemoryStore()
+        return lambda: store
+    if request.param == "sqlite":
+        return lambda: SqliteStore(tmp_path / "events.db")
+    server: RedisServer = request.getfixturevalue("redis_server")
+    prefix = f"test-{uuid.uuid4().hex}"
+    return lambda: RedisStore(server.url, prefix=prefix)
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Factory:
+    return factory(request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def make_durable_store(request: pytest.FixtureRequest, tmp_path: Path) -> Factory:
+    return factory(request, tmp_path)
+
+
+@pytest.fixture
+async def store(make_store: Factory) -> AsyncIterator[Store]:
+    opened = make_store()
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def add(store: Store, *keys: str) -> None:
+    for key in keys:
+        assert await store.enqueue(key, "call", [("Key", key)], WINDOW)
+
+
+async def claim_one(store: Store, consumer: str = "worker", hold: float = WINDOW) -> StoredEvent:
+    (event,) = await store.claim(consumer, 1, hold)
+    return event
+
+
+async def counts(store: Store) -> tuple[int, int, int]:
+    stats = await store.stats()
+    return stats.queued, stats.running, stats.dead
+
+
+# enqueue and claim
+
+
+async def test_an_enqueued_event_is_claimed_as_it_was_given(store: Store) -> None:
+    before = time.time()
+    assert await store.enqueue("k1", "sms", PARAMS, WINDOW)
+    (event,) = await store.claim("worker", 10, WINDOW)
+    assert (event.key, event.channel, event.params) == ("k1", "sms", PARAMS)
+    assert (event.attempts, event.last_error) == (0, None)
+    assert before - 1 <= event.received_at <= time.time() + 1
+    await store.ping()
+
+
+async def test_enqueue_refuses_a_key_queued_running_or_handled(store: Store) -> None:
+    await add(store, "k1")
+    assert not await store.enqueue("k1", "call", PARAMS, WINDOW)  # queued
+    event = await claim_one(store)
+    assert not await store.enqueue("k1", "call", PARAMS, WINDOW)  # running
+    assert not await store.is_handled("k1")
+    await store.complete(event, WINDOW)
+    assert await store.is_handled("k1")
+    assert not await store.enqueue("k1", "call", PARAMS, WINDOW)  # handled
+    assert await counts(store) == (0, 0, 0)
+    assert await store.claim("worker", 10, WINDOW) == []
+
+
+async def test_a_handled_key_is_accepted_again_after_the_window(store: Store) -> None:
+    await add(store, "k1")
+    await store.complete(await claim_one(store), SHORT)
+    assert not await store.enqueue("k1", "call", PARAMS, WINDOW)
+    await asyncio.sleep(SHORT * 1.5)
+    assert not await store.is_handled("k1")
+    assert await store.enqueue("k1", "call", PARAMS, WINDOW)
+
+
+async def test_mark_handled_is_remembered_for_its_window(store: Store) -> None:
+    await store.mark_handled("long", WINDOW)
+    await store.mark_handled("short", SHORT)
+    assert await store.is_handled("long")
+    assert await store.is_handled("short")
+    assert not await store.is_handled("other")
+    assert not await store.enqueue("long", "call", PARAMS, WINDOW)
+    await asyncio.sleep(SHORT * 1.5)
+    assert not await store.is_handled("short")
+    assert await store.is_handled("long")
+
+
+async def test_concurrent_enqueues_of_one_key_store_it_once(store: Store) -> None:
+    added = await asyncio.gather(*(store.enqueue("k1", "call", PARAMS, WINDOW) for _ in range(20)))
+    assert added.count(True) == 1
+    assert await counts(store) == (1, 0, 0)
+
+
+async def test_claim_takes_the_oldest_up_to_its_limit_and_holds_them(store: Store) -> None:
+    await add(store, "k0", "k1", "k2", "k3", "k4")
+    first = await store.claim("a", 2, WINDOW)
+    assert [e.key for e in first] == ["k0", "k1"]
+    assert await counts(store) == (3, 2, 0)
+    rest = await store.claim("b", 10, WINDOW)
+    assert [e.key for e in rest] == ["k2", "k3", "k4"]
+    assert await store.claim("c", 10, WINDOW) == []
+    assert await store.claim("c", 0, WINDOW) == []
+    assert await counts(store) == (0, 5, 0)
+
+
+async def test_concurrent_claims_never_take_one_event_twice(store: Store) -> None:
+    keys = [f"k{i}" for i in range(30)]
+    await add(store, *keys)
+    batches = await asyncio.gather(*(store.claim(f"c{i}", 3, WINDOW) for i in range(15)))
+    claimed = [event for batch in batches for event in batch]
+    assert sorted(e.key for e in claimed) == sorted(keys)
+    assert len({e.id for e in claimed}) == len(keys)
+
+
+async def test_an_event_held_past_the_visibility_timeout_goes_to_another_consumer(store: Store) -> None:
+    await add(store, "k1")
+    held = await claim_one(store, "first", SHORT)
+    assert await store.claim("second", 1, SHORT) == []
+    await asyncio.sleep(SHORT * 1.5)
+    taken = await claim_one(store, "second", SHORT)
+    assert (taken.id, taken.key, taken.attempts) == (held.id, "k1", 0)
+    assert await store.claim("first", 1, SHORT) == []
+    await store.complete(taken, WINDOW)
+    assert await counts(store) == (0, 0, 0)
+
+
+# retries and dead letters
+
+
+async def test_retry_later_waits_its_delay_and_keeps_the_attempt_and_error(store: Store) -> None:
+    await add(store, "k1")
+    event = await claim_one(store)
+    await store.retry_later(event, "boom", SHORT)
+    assert await store.claim("worker", 1, WINDOW) == []
+    assert await counts(store) == (1, 0, 0)
+    assert not await store.enqueue("k1", "call", PARAMS, WINDOW)
+    await asyncio.sleep(SHORT * 1.5)
+    again = await claim_one(store)
+    assert (again.id, again.key, again.params) == (event.id, "k1", event.params)
+    assert (again.attempts, again.last_error) == (1, "boom")
+    await store.retry_later(again, "bang", 0)
+    third = await claim_one(store)
+    assert (third.id, third.attempts, third.last_error) == (event.id, 2, "bang")
+
+
+async def test_a_dead_letter_keeps_its_last_error_and_is_not_claimed(store: Store) -> None:
+    await add(store, "k1")
+    await store.retry_later(await claim_one(store), "boom", 0)
+    await store.dead_letter(await claim_one(store), "fatal")
+    (dead,) = await store.dead_letters()
+    assert (dead.key, dead.params, dead.attempts, dead.last_error) == ("k1", [("Key", "k1")], 2, "fatal")
+    assert await counts(store) == (0, 0, 1)
+    assert await store.claim("worker", 10, WINDOW) == []
+    assert not await store.is_handled("k1")
+
+
+async def test_dead_letters_come_oldest_first_up_to_the_limit(store: Store) -> None:
+    await add(store, "k0", "k1", "k2")
+    k0, k1, k2 = await store.claim("worker", 3, WINDOW)
+    for event in (k2, k0, k1):
+        await store.dead_letter(event, f"failed {event.key}")
+    assert [e.key for e in await store.dead_letters()] == ["k2", "k0", "k1"]
+    assert [e.key for e in await store.dead_letters(limit=2)] == ["k2", "k0"]
+
+
+async def test_retry_dead_queues_one_or_all_again_with_attempts_reset(store: Store) -> None:
+    await add(store, "k0", "k1", "k2")
+    for event in await store.claim("worker", 3, WINDOW):
+        await store.dead_letter(event, "fatal")
+    first = (await store.dead_letters())[0]
+    assert await store.retry_dead("no-such-id") == 0
+    assert await store.retry_dead(first.id) == 1
+    assert await counts(store) == (1, 0, 2)
+    again = await claim_one(store)
+    assert (again.id, again.key, again.attempts) == (first.id, "k0", 0)
+    assert await store.retry_dead() == 2
+    assert await counts(store) == (2, 1, 0)
+    assert sorted(e.key for e in await store.claim("worker", 10, WINDOW)) == ["k1", "k2"]
+    assert await store.dead_letters() == []
+
+
+async def test_a_dead_letters_key_may_arrive_again_and_then_it_stays_dead(store: Store) -> None:
+    await add(store, "k1")
+    await store.dead_letter(await claim_one(store), "fatal")
+    assert await store.enqueue("k1", "call", PARAMS, WINDOW)  # a dead letter does not hold its key
+    assert await store.retry_dead() == 0  # the newer event runs instead
+    assert await counts(store) == (1, 0, 1)
+    await store.complete(await claim_one(store), WINDOW)
+    assert await store.retry_dead() == 1  # asked for explicitly: queued even though the key was handled
+
+
+async def test_purge_dead_deletes_every_dead_letter(store: Store) -> None:
+    await add(store, "k0", "k1", "k2")
+    k0, k1, _ = await store.claim("worker", 3, WINDOW)
+    await store.dead_letter(k0, "fatal")
+    await store.dead_letter(k1, "fatal")
+    assert await store.purge_dead() == 2
+    assert await store.purge_dead() == 0
+    assert await store.dead_letters() == []
+    assert await store.retry_dead() == 0
+    assert await counts(store) == (0, 1, 0)
+
+
+async def test_stats_count_waiting_and_delayed_events_as_queued(store: Store) -> None:
+    await add(store, "k0", "k1", "k2", "k3")
+    k0, k1, _ = await store.claim("worker", 3, WINDOW)
+    await store.retry_later(k0, "boom", WINDOW)
+    await store.dead_letter(k1, "fatal")
+    stats = await store.stats()
+    assert (stats.queued, stats.running, stats.dead) == (2, 1, 1)
+
+
+# status marks
+
+
+async def test_advance_status_records_only_a_higher_position_until_a_final_one(store: Store) -> None:
+    assert await store.last_status("CA1") is None
+    ringing = StatusMark("ringing", (1, 0), final=False)
+    await store.advance_status("CA1", ringing, WINDOW)
+    assert await store.last_status("CA1") == ringing
+    await store.advance_status("CA1", StatusMark("queued", (0, 5), final=False), WINDOW)
+    await store.advance_status("CA1", StatusMark("other", (1, 0), final=False), WINDOW)
+    assert await store.last_status("CA1") == ringing
+    later = StatusMark("ringing", (1, 1), final=False)
+    await store.advance_status("CA1", later, WINDOW)
+    assert await store.last_status("CA1") == later
+    completed = StatusMark("completed", (3, 0), final=True)
+    await store.advance_status("CA1", completed, WINDOW)
+    await store.advance_status("CA1", StatusMark("failed", (9, 9), final=True), WINDOW)
+    assert await store.last_status("CA1") == completed
+    assert await store.last_status("CA2") is None
+
+
+async def test_a_status_mark_expires_after_its_window(store: Store) -> None:
+    await store.advance_status("CA1", StatusMark("completed", (3, 0), final=True), SHORT)
+    await asyncio.sleep(SHORT * 1.5)
+    assert await store.last_status("CA1") is None
+    ringing = StatusMark("ringing", (1, 0), final=False)
+    await store.advance_status("CA1", ringing, WINDOW)
+    assert await store.last_status("CA1") == ringing
+
+
+async def test_concurrent_advances_keep_the_highest_position(store: Store) -> None:
+    positions = [(rank, seq) for rank in range(4) for seq in range(5)]
+    marks = [StatusMark(f"s{rank}.{seq}", (rank, seq), final=False) for rank, seq in reversed(positions)]
+    await asyncio.gather(*(store.advance_status("CA1", mark, WINDOW) for mark in marks))
+    assert await store.last_status("CA1") == StatusMark("s3.4", (3, 4), final=False)
+
+
+# durability
+
+
+async def test_events_outlive_the_store_and_running_ones_become_ready_again(
+    make_durable_store: Factory,
+) -> None:
+    first = make_durable_store()
+    await first.open()
+    await add(first, "k0", "k1", "k2")
+    await claim_one(first, "gone", SHORT)
+    await first.dead_letter(await claim_one(first, "gone"), "fatal")
+    await first.advance_status("CA1", StatusMark("ringing", (1, 0), final=False), WINDOW)
+    await first.close()
+    await asyncio.sleep(SHORT * 1.5)  # a RedisStore lets the visibility timeout pass instead
+    second = make_durable_store()
+    await second.open()
+    try:
+        assert sorted(e.key for e in await second.claim("worker", 10, SHORT)) == ["k0", "k2"]
+        assert [e.key for e in await second.dead_letters()] == ["k1"]
+        assert await second.last_status("CA1") == StatusMark("ringing", (1, 0), final=False)
+    finally:
+        await second.close()
+
+
+async def test_a_closed_store_is_unavailable(make_durable_store: Factory) -> None:
+    closed = make_durable_store()
+    with pytest.raises(StoreUnavailable, match="not open"):
+        await closed.ping()
+    await closed.open()
+    await closed.close()
+    await closed.close()
+    with pytest.raises(StoreUnavailable, match="not open"):
+        await closed.enqueue("k1", "call", PARAMS, WINDOW)
+
+
+# SQLite
+
+
+async def test_sqlite_commits_concurrent_enqueues_together(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "events.db")
+    await store.open()
+    try:
+        before = store.commits
+        added = await asyncio.gather(*(store.enqueue(f"k{i}", "call", PARAMS, WINDOW) for i in range(64)))
+        commits = store.commits - before
+        assert all(added)
+        assert 1 <= commits <= 8
+        assert (await store.stats()).queued == 64
+    finally:
+        await store.close()
+
+
+async def test_sqlite_opened_without_recovery_leaves_running_events_to_their_worker(tmp_path: Path) -> None:
+    service = SqliteStore(tmp_path / "events.db")
+    await service.open()
+    try:
+        await add(service, "k0")
+        await claim_one(service, "busy")
+        inspector = SqliteStore(tmp_path / "events.db")
+        await inspector.open(recover=False)  # as `twilio-events inbox` does beside a running service
+        try:
+            assert (await inspector.stats()).running == 1
+        finally:
+            await inspector.close()
+        assert (await service.stats()).running == 1
+        assert await service.claim("other", 10, WINDOW) == []
+    finally:
+        await service.close()
+
+
+ENQUEUE_THEN_WAIT = """
+import asyncio, sys
+from twilio_events.stores.sqlite import SqliteStore
+
+async def main():
+    store = SqliteStore(sys.argv[1])
+    await store.open()
+    keys = [f"k{i}" for i in range(int(sys.argv[2]))]
+    added = await asyncio.gather(*(store.enqueue(key, "call", [("Key", key)], 3600) for key in keys))
+    print(sum(added), flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_sqlite_keeps_enqueued_events_when_the_process_is_killed(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", ENQUEUE_THEN_WAIT, str(path), "40", stdout=subprocess.PIPE
+    )
+    try:
+        assert child.stdout is not None
+        added = await asyncio.wait_for(child.stdout.readline(), DEADLINE)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(child.wait(), DEADLINE)
+    assert added.strip() == b"40"
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        events = await store.claim("worker", 100, WINDOW)
+        assert sorted(e.key for e in events) == sorted(f"k{i}" for i in range(40))
+    finally:
+        await store.close()
+
+
+async def test_sqlite_cannot_open_a_file_it_cannot_create(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    store = SqliteStore(tmp_path / "file" / "events.db")
+    with pytest.raises(StoreUnavailable, match=r"SQLite store .*events\.db.*unable to open"):
+        await store.open()
+    with pytest.raises(StoreUnavailable, match="not open"):
+        await store.ping()
+
+
+async def test_sqlite_is_unavailable_while_another_connection_locks_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    store = SqliteStore(path, timeout=SHORT)
+    await store.open()
+    try:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        try:
+            with pytest.raises(StoreUnavailable, match="locked"):
+                await store.enqueue("k1", "call", PARAMS, WINDOW)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert await store.enqueue("k1", "call", PARAMS, WINDOW)  # nothing half-written
+        assert (await store.stats()).queued == 1
+    finally:
+        await store.close()
+
+
+# Redis
+
+
+async def test_redis_instances_share_the_work(redis_server: RedisServer) -> None:
+    prefix = f"test-{uuid.uuid4().hex}"
+    one, two = RedisStore(redis_server.url, prefix=prefix), RedisStore(redis_server.url, prefix=prefix)
+    await one.open()
+    await two.open()
+    try:
+        await add(one, *(f"k{i}" for i in range(10)))
+        assert not await two.enqueue("k0", "call", PARAMS, WINDOW)
+        first, second = await asyncio.gather(one.claim("one", 6, WINDOW), two.claim("two", 6, WINDOW))
+        assert len(first) + len(second) == 10
+        assert {e.id for e in first}.isdisjoint(e.id for e in second)
+        for event in second:
+            await one.complete(event, WINDOW)
+        assert await two.stats() == await one.stats()
+        assert (await one.stats()).running == len(first)
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_redis_forgets_idle_consumers_that_hold_nothing(redis_server: RedisServer) -> None:
+    prefix = f"test-{uuid.uuid4().hex}"
+    store = RedisStore(redis_server.url, prefix=prefix)
+    await store.open()
+    await add(store, "k0", "k1")
+    await store.complete(await claim_one(store, "idle"), WINDOW)
+    await claim_one(store, "busy")
+    await store.close()
+    await asyncio.sleep(SHORT)
+    store = RedisStore(redis_server.url, prefix=prefix, forget_consumers_after=SHORT / 2)
+    await store.open()
+    await store.close()
+    with redis.Redis(port=redis_server.port, decode_responses=True) as client:
+        consumers = client.xinfo_consumers(f"{prefix}:stream", "workers")
+    assert [c["name"] for c in consumers] == ["busy"]
+
+
+async def test_redis_is_unavailable_when_nothing_listens() -> None:
+    store = RedisStore(f"redis://:secret@127.0.0.1:{free_port()}/0", timeout=1.0, retries=0)
+    with pytest.raises(StoreUnavailable, match=r"Redis at redis://:\*\*\*@127\.0\.0\.1") as raised:
+        await store.open()
+    assert "secret" not in str(raised.value)
+
+
+async def test_redis_stopped_is_unavailable_and_restarted_has_every_event(tmp_path: Path) -> None:
+    server = start_redis(tmp_path)
+    store = RedisStore(server.url, timeout=1.0, retries=1)
+    try:
+        await store.open()
+        await add(store, *(f"k{i}" for i in range(20)))
+        server.stop(signal.SIGKILL)
+        with pytest.raises(StoreUnavailable, match=r"Redis at redis://127\.0\.0\.1"):
+            await store.enqueue("k99", "call", PARAMS, WINDOW)
+        with pytest.raises(StoreUnavailable):
+            await store.ping()
+        server = start_redis(tmp_path, server.port)
+        events = await store.claim("worker", 100, WINDOW)
+        assert sorted(e.key for e in events) == sorted(f"k{i}" for i in range(20))
+    finally:
+        await store.close()
+        server.stop()
+
+
+def test_redis_store_without_the_redis_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)
+    with pytest.raises(ImportError, match=r"pip install 'twilio-events\[redis\]'"):
+        RedisStore("redis://127.0.0.1:6379/0")
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [("memory://", MemoryStore), ("sqlite:///x/events.db", SqliteStore), ("redis://h:6379/0", RedisStore)],
+)
+def test_open_store_picks_the_store_from_the_url(url: str, kind: type[Any]) -> None:
+    assert isinstance(open_store(url), kind)
+
+
+def test_open_store_refuses_an_unknown_url() -> None:
+    with pytest.raises(ValueError, match="unknown store URL"):
+        open_store("postgres://h/db")
+
+
+def test_sqlite_path_is_taken_from_the_url() -> None:
+    store = open_store("sqlite:///var/lib/events.db")
+    assert isinstance(store, SqliteStore)
+    assert store.path == "var/lib/events.db"
