@@ -63,6 +63,7 @@ class TwilioEvents:
         store: Store | str | None = None,
         ordering: Literal["monotonic"] | None = None,
         max_attempts: int = 5,
+        retry_delay: float = 1.0,
         workers: int = 4,
         dedupe_window: float | timedelta = timedelta(hours=24),
         visibility_timeout: float = 300.0,
@@ -83,6 +84,7 @@ class TwilioEvents:
         store: a Store or URL (`sqlite:///file.db`, `redis://host:6379/0`, `memory://`); default memory
             for inline (de-dup in one process), `sqlite:///twilio_events.db` for durable.
         ordering: "monotonic" skips callbacks whose status comes before one already handled for the SID.
+        max_attempts / retry_delay: durable retries; the n-th waits about retry_delay * 2**(n-1) s (jittered).
         workers / visibility_timeout / shutdown_grace: durable workers, how long a dead worker's event
             stays held, and how long running handlers may finish at shut-down (seconds).
         dedupe_window: how long a handled callback's duplicates are recognised.
@@ -111,7 +113,7 @@ class TwilioEvents:
             durable=delivery == "durable",
             ordering=ordering,
             dedupe_window=float(window),
-            retry=RetryPolicy(max_attempts=max_attempts),
+            retry=RetryPolicy(max_attempts=max_attempts, base_delay=retry_delay),
             workers=workers,
             visibility_timeout=visibility_timeout,
             shutdown_grace=shutdown_grace,

@@ -1,0 +1,92 @@
+"""The delivery rules as plain functions: idempotency keys, lifecycle positions, back-off."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from twilio_events import CallStatus, SmsStatus
+from twilio_events.delivery import RetryPolicy, idempotency_key, is_regression, status_mark
+from twilio_events.events import Params
+from twilio_events.testing import call_payload, inbound_sms_payload, sms_payload
+
+
+def params_of(payload: dict[str, str]) -> Params:
+    return Params(list(payload.items()))
+
+
+def test_twilio_idempotency_token_is_the_key_when_sent() -> None:
+    params = params_of(call_payload("ringing"))
+
+    assert idempotency_key("call", params, "tok-1") == "token:tok-1"
+    assert idempotency_key("call", params, "tok-1") != idempotency_key("call", params, "tok-2")
+
+
+def test_without_a_token_the_key_is_channel_sid_status_and_sequence() -> None:
+    ringing = params_of(call_payload("ringing", CallSid="CA1", SequenceNumber="1"))
+    again = params_of(call_payload("ringing", CallSid="CA1", SequenceNumber="1", Timestamp="other"))
+    later = params_of(call_payload("ringing", CallSid="CA1", SequenceNumber="2"))
+
+    assert idempotency_key("call", ringing, None) == "call:CA1:ringing:1"
+    assert idempotency_key("call", again, None) == idempotency_key("call", ringing, None)
+    assert idempotency_key("call", later, None) != idempotency_key("call", ringing, None)
+
+
+def test_message_keys_use_message_status_and_sid() -> None:
+    sent = params_of(sms_payload("sent", MessageSid="SM1", SmsSid="SM1"))
+    inbound = params_of(inbound_sms_payload("hi", MessageSid="SM2", SmsSid="SM2"))
+
+    assert idempotency_key("sms", sent, None) == "sms:SM1:sent:"
+    assert idempotency_key("sms", inbound, None) == "sms:SM2:received:"
+
+
+CALL_LIFECYCLE = [CallStatus.QUEUED, CallStatus.INITIATED, CallStatus.RINGING, CallStatus.IN_PROGRESS]
+SMS_LIFECYCLE = [SmsStatus.QUEUED, SmsStatus.SENDING, SmsStatus.SENT, SmsStatus.DELIVERED, SmsStatus.READ]
+
+
+@pytest.mark.parametrize(("channel", "lifecycle"), [("call", CALL_LIFECYCLE), ("sms", SMS_LIFECYCLE)])
+def test_each_step_of_a_lifecycle_advances_and_going_back_regresses(
+    channel: str, lifecycle: list[str]
+) -> None:
+    marks = [status_mark(channel, status, None) for status in lifecycle]
+    for earlier, later in itertools.pairwise(marks):
+        assert not is_regression(earlier, later)
+        assert is_regression(later, earlier)
+        assert is_regression(later, later)  # the same status again is not new
+
+
+@pytest.mark.parametrize("final", ["completed", "busy", "failed", "no-answer", "canceled"])
+def test_nothing_follows_a_final_call_status(final: str) -> None:
+    done = status_mark("call", final, 3)
+    for status in [*CALL_LIFECYCLE, CallStatus.COMPLETED]:
+        assert is_regression(done, status_mark("call", status, 9))
+    assert not is_regression(status_mark("call", "in-progress", 2), done)
+
+
+def test_sequence_number_breaks_ties_between_call_statuses_of_one_rank() -> None:
+    first = status_mark("call", "completed", 4)
+    assert first is not None and first.final
+    assert is_regression(status_mark("call", "ringing", 2), status_mark("call", "ringing", 1))
+    assert not is_regression(status_mark("call", "ringing", 1), status_mark("call", "ringing", 2))
+
+
+def test_delivered_before_sent_is_a_regression_and_failure_after_delivery_is_not() -> None:
+    delivered = status_mark("sms", "delivered", None)
+    assert is_regression(delivered, status_mark("sms", "sent", None))
+    assert not is_regression(delivered, status_mark("sms", "undelivered", None))
+    assert is_regression(status_mark("sms", "failed", None), status_mark("sms", "delivered", None))
+
+
+def test_unknown_statuses_are_never_called_regressions() -> None:
+    assert status_mark("call", "teleported", 1) is None
+    assert not is_regression(status_mark("call", "completed", 1), None)
+    assert not is_regression(None, status_mark("call", "ringing", 1))
+
+
+def test_retry_delays_grow_exponentially_with_jitter_and_a_cap() -> None:
+    policy = RetryPolicy(max_attempts=10, base_delay=1.0, max_delay=8.0)
+    for attempts, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (7, 8.0)]:
+        delays = {policy.delay(attempts) for _ in range(50)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(delays) > 1  # jittered, so retries of many events do not arrive together
