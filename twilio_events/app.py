@@ -19,7 +19,7 @@ from .delivery import IDEMPOTENCY_HEADER, RetryPolicy, idempotency_key
 from .dispatch import DeliverySettings, Dispatcher, is_inbound_message
 from .events import Params
 from .forms import ClientDisconnected, Rejected, check_content_type, parse_form, read_body
-from .listener import LISTENER_SCOPE_KEY, Listener, serve
+from .listener import LISTENER_SCOPE_KEY, Listener
 from .responses import refuse
 from .security import SIGNATURE_HEADER, SignatureValidator, callback_url, header
 from .stores import MemoryStore, Store, StoreUnavailable, open_store
@@ -199,6 +199,8 @@ class TwilioEvents:
             logging.basicConfig(
                 level=log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
             )
+        from .serving import serve  # uvicorn is imported only by a process that serves
+
         with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_fastest_loop()) as runner:
             runner.run(serve(self, self.listeners, log_level=log_level, graceful_timeout=graceful_timeout))
 
