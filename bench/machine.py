@@ -8,12 +8,14 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
 
 PACKAGES = (
     "twilio-events",
+    "redis",
     "twilio",
     "starlette",
     "python-multipart",
@@ -37,7 +39,27 @@ def machine_info() -> dict[str, object]:
         "python": platform.python_version(),
         "python_implementation": platform.python_implementation(),
         "packages": {name: _version(name) for name in PACKAGES},
+        "tempdir_filesystem": filesystem(tempfile.gettempdir()),
     }
+
+
+def filesystem(path: str) -> str:
+    """The type of the file system `path` is on (ext4, tmpfs, ...), from /proc/mounts, or "unknown"."""
+    target = os.path.realpath(path)
+    found, length = "unknown", -1
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return found
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > length:
+            found, length = fields[2], len(point)
+    return found
 
 
 def source_revision(root: Path) -> dict[str, object]:

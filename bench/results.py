@@ -20,15 +20,31 @@ class Measurement:
     """CPU time other processes took on the server's CPU meanwhile (None when nothing is pinned)."""
     other_load_cpu_s: float | None = None
     """CPU time other processes took on the load generator's CPU meanwhile."""
+    backlog: int = 0
+    """Durable rows: events accepted but not yet handled (queued or running) when the load stopped."""
+    drain_s: float = 0.0
+    """Durable rows: how long the workers then took to handle them; CPU figures include that time."""
+
+    @property
+    def window_s(self) -> float:
+        """The time the server's CPU is counted over: the load, then the drain of the backlog."""
+        return self.load.duration_s + self.drain_s
 
     @property
     def cpu_us_per_request(self) -> float:
         return self.server_cpu_s * 1e6 / self.load.requests if self.load.requests else 0.0
 
     @property
+    def handled_per_s(self) -> float:
+        """Callbacks answered 2xx whose handler has run, per second of load and drain: the same as
+        requests/s when the handler runs before the answer (inline), lower when a backlog was left."""
+        handled = self.load.requests - self.load.non2xx
+        return handled / self.window_s if self.window_s else 0.0
+
+    @property
     def server_cpu_share(self) -> float:
         """Server CPU time over wall time: about 1.0 when the one server core was saturated."""
-        return self.server_cpu_s / self.load.duration_s if self.load.duration_s else 0.0
+        return self.server_cpu_s / self.window_s if self.window_s else 0.0
 
     @property
     def other_cpu_share(self) -> float:
@@ -41,9 +57,9 @@ class Measurement:
         return self._share(self.other_load_cpu_s)
 
     def _share(self, seconds: float | None) -> float:
-        if seconds is None or not self.load.duration_s:
+        if seconds is None or not self.window_s:
             return 0.0
-        return max(0.0, seconds) / self.load.duration_s
+        return max(0.0, seconds) / self.window_s
 
     @property
     def loadgen_cpu_share(self) -> float:
@@ -58,6 +74,9 @@ class Measurement:
             "loadgen_cpu_share": self.loadgen_cpu_share,
             "other_cpu_share": self.other_cpu_share,
             "other_load_cpu_share": self.other_load_cpu_share,
+            "backlog": self.backlog,
+            "drain_s": self.drain_s,
+            "handled_per_s": self.handled_per_s,
         }
 
 
@@ -66,6 +85,7 @@ class Summary:
     """A row's figures: medians over its runs, memory, and every failed request."""
 
     requests_per_s: float
+    handled_per_s: float
     p50_ms: float
     p99_ms: float
     cpu_us_per_request: float
@@ -78,6 +98,10 @@ class Summary:
     peak_rss_mib: float
     idle_rss_mib: float
     errors: int
+    backlog_max: int = 0
+    """Durable rows: the most events left to handle when a run's load stopped."""
+    drain_s_max: float = 0.0
+    """Durable rows: the longest the workers took to handle them."""
 
 
 @dataclass
@@ -109,6 +133,7 @@ class RowResult:
             return None
         return Summary(
             requests_per_s=self.median(lambda run: run.load.requests_per_s),
+            handled_per_s=self.median(lambda run: run.handled_per_s),
             p50_ms=self.median(lambda run: run.load.p50_ms),
             p99_ms=self.median(lambda run: run.load.p99_ms),
             cpu_us_per_request=self.median(lambda run: run.cpu_us_per_request),
@@ -119,6 +144,8 @@ class RowResult:
             peak_rss_mib=self.peak_rss_mib or 0.0,
             idle_rss_mib=self.idle_rss_mib or 0.0,
             errors=self.errors,
+            backlog_max=max(run.backlog for run in self.runs),
+            drain_s_max=max(run.drain_s for run in self.runs),
         )
 
     def as_dict(self) -> dict[str, object]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ class Row:
     """False only for the raw floor: the harness then checks acceptance only, not refusal."""
     unavailable: Callable[[], str | None] = lambda: None
     """Why the row cannot run here (shown in its place in the table), or None."""
+    durable: bool = False
+    """The server acknowledges before the handler runs: after each run, the harness waits until its
+    workers have handled every accepted event (GET /health), and counts that time and CPU too."""
 
 
 def python_module(module: str) -> Command:
@@ -50,8 +54,9 @@ def gunicorn_sync(app: str) -> Command:
     ]
 
 
-def durable_row_unavailable(module: str) -> Callable[[], str | None]:
-    """Durable rows need `TwilioEvents(delivery=...)` and a server module for the backend."""
+def durable_row_unavailable(module: str, *, redis: bool = False) -> Callable[[], str | None]:
+    """Durable rows need `TwilioEvents(delivery=...)` and a server module for the backend; the Redis
+    row also needs the redis package and a redis-server binary (its server starts its own)."""
 
     def unavailable() -> str | None:
         from twilio_events import TwilioEvents
@@ -60,6 +65,10 @@ def durable_row_unavailable(module: str) -> Callable[[], str | None]:
             return "n/a (durable mode not available)"
         if importlib.util.find_spec(module) is None:
             return f"n/a (no server module {module} yet)"
+        if redis and importlib.util.find_spec("redis") is None:
+            return "n/a (the redis package is not installed: pip install 'twilio-events[redis]')"
+        if redis and shutil.which("redis-server") is None:
+            return "n/a (redis-server is not installed: apt-get install redis-server)"
         return None
 
     return unavailable
@@ -106,13 +115,15 @@ ROWS: tuple[Row, ...] = (
         label="twilio_events durable, SQLite",
         command=python_module(SQLITE_MODULE),
         unavailable=durable_row_unavailable(SQLITE_MODULE),
+        durable=True,
     ),
     Row(
         number="6b",
         key="twilio_events_durable_redis",
         label="twilio_events durable, Redis",
         command=python_module(REDIS_MODULE),
-        unavailable=durable_row_unavailable(REDIS_MODULE),
+        unavailable=durable_row_unavailable(REDIS_MODULE, redis=True),
+        durable=True,
     ),
 )
 
@@ -120,3 +131,5 @@ SUBJECT = "twilio_events_async"
 """The row the ratios are about."""
 BASELINES = ("raw_asgi", "starlette_route", "flask_gunicorn")
 """The rows it is compared with."""
+DURABLE = ("twilio_events_durable_sqlite", "twilio_events_durable_redis")
+"""The durable rows, compared with the subject (inline delivery)."""

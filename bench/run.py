@@ -1,8 +1,9 @@
 """Run the benchmark: start every row's server in its own process pinned to one CPU, check that it
 accepts the signed callback and refuses forged ones, then drive it from the other CPU.
 
-All servers stay up for the whole run and the rounds interleave the rows (row 1..5, row 1..5, ...),
-so slow drifts of a noisy machine hit every row alike and the ratios hold.
+All servers stay up for the whole run and the rounds interleave the rows (row 1..6b, row 1..6b, ...),
+so slow drifts of a noisy machine hit every row alike and the ratios hold. After each run of a durable
+row, the harness waits until its workers have handled every accepted event (see bench/README.md).
 
 Usage: python -m bench.run [--duration 5] [--runs 3] [--warmup 2] [--connections 32]
                            [--rows raw_asgi,twilio_events_async] [--loadgen auto|wrk|python]
@@ -34,9 +35,12 @@ from .payload import BODY, HOST, PARAMS
 from .procstats import cpu_busy_seconds, serving_memory, tree_cpu_seconds
 from .results import Measurement, RowResult
 from .rows import ROWS, SUBJECT, Row
-from .verify import CheckFailed, check_server, wait_until_serving
+from .verify import CheckFailed, check_server, wait_until_drained, wait_until_serving
 
 RESULTS_DIR = ROOT / "bench" / "results"
+MEMORY_FILESYSTEMS = ("tmpfs", "ramfs")
+DRAIN_TIMEOUT_S = 120
+"""How long a durable row's workers may take to handle what a run left queued before the row is aborted."""
 DEFAULT_NICE = -10 if os.geteuid() == 0 else 0
 
 
@@ -218,6 +222,9 @@ def prepare(result: RowResult, server: Server) -> None:
         wait_until_serving(server.process, server.port)
         result.idle_rss_mib = serving_memory(server.pid).rss_mib
         result.checks = check_server(server.port, result.row.validates_signature)
+        if result.row.durable:
+            wait_until_drained(server.port, DRAIN_TIMEOUT_S)
+            result.checks.append("its workers handled the accepted callbacks (GET /health)")
     except CheckFailed as failed:
         result.skipped = f"aborted: {failed}"
         print(f"  row {result.row.number} {result.row.label}: {failed}\n{server.log_tail()}")
@@ -233,7 +240,8 @@ def busy_seconds(settings: Settings) -> tuple[float, float] | None:
 
 
 def measure(result: RowResult, server: Server, settings: Settings, seconds: int) -> Measurement | None:
-    """One load run; a failed generator or a dead server aborts the row."""
+    """One load run (for a durable row, then the drain of what it left queued); a failed generator,
+    a dead server or a backlog that is not handled aborts the row."""
     before = tree_cpu_seconds(server.pid)
     busy_before = busy_seconds(settings)
     try:
@@ -243,6 +251,13 @@ def measure(result: RowResult, server: Server, settings: Settings, seconds: int)
     except (RuntimeError, subprocess.TimeoutExpired) as failed:
         result.skipped = f"aborted: {failed}"
         return None
+    backlog, drain_s = 0, 0.0
+    if result.row.durable:
+        try:
+            backlog, drain_s = wait_until_drained(server.port, DRAIN_TIMEOUT_S)
+        except CheckFailed as failed:
+            result.skipped = f"aborted: {failed}"
+            return None
     used = tree_cpu_seconds(server.pid) - before
     busy_after = busy_seconds(settings)
     other = other_load = None
@@ -253,7 +268,14 @@ def measure(result: RowResult, server: Server, settings: Settings, seconds: int)
         result.skipped = f"aborted: the server exited with code {server.process.returncode}"
         print(server.log_tail())
         return None
-    return Measurement(load=load, server_cpu_s=used, other_cpu_s=other, other_load_cpu_s=other_load)
+    return Measurement(
+        load=load,
+        server_cpu_s=used,
+        other_cpu_s=other,
+        other_load_cpu_s=other_load,
+        backlog=backlog,
+        drain_s=drain_s,
+    )
 
 
 def measure_rows(results: list[RowResult], settings: Settings) -> None:
@@ -289,6 +311,8 @@ def progress_line(round_number: int, runs: int, row: Row, run: Measurement) -> s
         f"{run.load.requests_per_s:>8,.0f} req/s  p99 {run.load.p99_ms:6.2f} ms  "
         f"{run.cpu_us_per_request:4.0f} µs/req  errors {run.load.errors}"
     )
+    if run.backlog:
+        line += f"  handled {run.handled_per_s:,.0f}/s ({run.backlog:,} left, {run.drain_s:.1f} s to drain)"
     if max(run.other_cpu_share, run.other_load_cpu_share) >= report.OTHER_LOAD:
         line += (
             f"  (other processes took {run.other_cpu_share:.0%} of the server's CPU, "
@@ -360,6 +384,13 @@ def main() -> int:
     elapsed = time.monotonic() - started
     targets = report.targets(results, settings.connections)
     notes = report.notes(results)
+    if machine["tempdir_filesystem"] in MEMORY_FILESYSTEMS and any(
+        r.measured and r.row.durable for r in results
+    ):
+        notes.append(
+            f"the durable rows' files are on {machine['tempdir_filesystem']} ({tempfile.gettempdir()}): "
+            "fsync costs nothing there, unlike on a disk. Set TMPDIR to a directory on a disk."
+        )
     if settings.realtime:
         notes.append("--realtime: latencies include the pauses the kernel gives other work (up to 50 ms/s).")
     print_report(results, targets, notes)
@@ -376,6 +407,7 @@ def main() -> int:
         "rows": {result.row.key: result.as_dict() for result in results},
         "ratios": report.ratios(results),
         "cpu_ratios": report.cpu_ratios(results),
+        "durable_ratios": report.durable_ratios(results),
         "targets": [target.as_dict() for target in targets],
         "notes": notes,
         "table_markdown": report.table(results),

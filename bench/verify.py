@@ -4,11 +4,15 @@ and answers the expected TwiML, and (when it validates) it refuses forged ones w
 from __future__ import annotations
 
 import http.client
+import json
 import subprocess
 import time
 from urllib.parse import urlencode
 
 from .payload import BODY, EMPTY_TWIML, HOST, PARAMS, PATH, SignedRequest, sign, signed_request
+
+HEALTH_PATH = PATH.rstrip("/") + "/health"
+"""Where twilio_events reports its queue: {"queued": n, "running": n, "dead_letters": n, ...}."""
 
 
 class CheckFailed(Exception):
@@ -55,6 +59,34 @@ def check_server(port: int, validates_signature: bool) -> list[str]:
     return passed
 
 
+def wait_until_drained(port: int, timeout_s: float, poll_s: float = 0.1) -> tuple[int, float]:
+    """Durable rows: wait until the server's workers have handled every accepted event, as its
+    GET /health reports (queued and running both 0). Returns the events left when called and the
+    seconds the wait took; raises CheckFailed when they are not handled within `timeout_s`."""
+    started = time.monotonic()
+    backlog: int | None = None
+    while True:
+        try:
+            status, body = _request(port, "GET", b"", {}, HEALTH_PATH)
+            health = json.loads(body)
+            left = int(health["queued"]) + int(health["running"])
+        except (OSError, http.client.HTTPException, ValueError, KeyError) as exc:
+            raise CheckFailed(f"GET {HEALTH_PATH} failed: {exc}") from None
+        if status != 200:
+            raise CheckFailed(f"GET {HEALTH_PATH} answered {status}: {body[:200]!r}")
+        if int(health.get("dead_letters", 0)):
+            raise CheckFailed(f"{health['dead_letters']} events became dead letters: a no-op handler failed")
+        backlog = left if backlog is None else backlog
+        waited = time.monotonic() - started
+        if not left:
+            return backlog, waited
+        if waited > timeout_s:
+            raise CheckFailed(
+                f"{left} of {backlog} events still not handled {timeout_s:.0f} s after the load"
+            )
+        time.sleep(poll_s)
+
+
 def _post(port: int, body: bytes, signed: SignedRequest) -> tuple[int, bytes]:
     try:
         return _request(port, "POST", body, signed.headers)
@@ -62,10 +94,12 @@ def _post(port: int, body: bytes, signed: SignedRequest) -> tuple[int, bytes]:
         raise CheckFailed(f"POST failed: {exc}") from None
 
 
-def _request(port: int, method: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+def _request(
+    port: int, method: str, body: bytes, headers: dict[str, str], path: str = PATH
+) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection(HOST, port, timeout=5)
     try:
-        connection.request(method, PATH, body=body, headers=headers)
+        connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()
         return response.status, response.read()
     finally:

@@ -263,17 +263,34 @@ def configure_command(args: argparse.Namespace) -> int:
     )
 
 
+# --- inbox -------------------------------------------------------------------------------------------
+
+
+def inbox_command(args: argparse.Namespace) -> int:
+    """`twilio-events inbox stats|list|retry|purge`."""
+    from . import inbox
+
+    url = args.store or env(inbox.STORE_ENV)
+    if args.action == "stats":
+        return inbox.stats(url)
+    if args.action == "list":
+        return inbox.list_dead(url, args.dead, args.limit)
+    if args.action == "retry":
+        return inbox.retry(url, args.id, args.all_dead)
+    return inbox.purge(url, args.dead)
+
+
 # --- the parser --------------------------------------------------------------------------------------
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The whole command line: `run`, `simulate` (call, sms, inbound-sms) and `configure`."""
+    """The whole command line: `run`, `simulate` (call, sms, inbound-sms), `configure` and `inbox`."""
     parser = argparse.ArgumentParser(
         prog="twilio-events",
-        description="Run a TwilioEvents service, send it simulated Twilio callbacks, and point a Twilio "
-        "phone number at it.",
+        description="Run a TwilioEvents service, send it simulated Twilio callbacks, point a Twilio "
+        "phone number at it, and look into its durable store.",
         epilog=_MAIN_EXAMPLES,
         formatter_class=_FORMATTER,
         allow_abbrev=False,
@@ -283,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(commands)
     _add_simulate(commands)
     _add_configure(commands)
+    _add_inbox(commands)
     return parser
 
 
@@ -531,11 +549,58 @@ def _add_configure(commands: Any) -> None:
     )
 
 
+def _add_inbox(commands: Any) -> None:
+    inbox = _subparser(
+        commands,
+        "inbox",
+        "Look into the store of a service with durable delivery: counts, dead letters, and dead "
+        "letters queued again or deleted.",
+        _INBOX_EXAMPLES,
+    )
+    inbox.set_defaults(command=inbox_command)
+    store_help = (
+        "the service's store: sqlite:///path/to/file.db (relative to the current directory; "
+        "sqlite:////abs/path.db for an absolute path) or redis://host:6379/0 (env TWILIO_EVENTS_STORE)"
+    )
+    inbox.add_argument("--store", metavar="URL", help=store_help)
+    # --store is accepted after the action too; SUPPRESS keeps a value given before it
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument("--store", metavar="URL", default=argparse.SUPPRESS, help=store_help)
+    actions = inbox.add_subparsers(title="actions", metavar="ACTION", required=True, dest="action")
+
+    def action(name: str, help: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = actions.add_parser(
+            name,
+            parents=[store],
+            help=help,
+            description=help,
+            epilog=_INBOX_EXAMPLES,
+            formatter_class=_FORMATTER,
+            allow_abbrev=False,
+        )
+        return parser
+
+    action("stats", "How many events are queued (waiting to run or to be retried), running and dead.")
+    listing = action("list", "List the dead letters, oldest first.")
+    listing.add_argument("--dead", action="store_true", help="list the dead letters (required)")
+    listing.add_argument(
+        "--limit", type=int, default=100, metavar="N", help="show at most N dead letters (default 100)"
+    )
+    retry = action("retry", "Queue dead letters again, their attempts reset; the service's workers run them.")
+    retry.add_argument(
+        "id", nargs="?", metavar="ID", help="the dead letter's ID, as `inbox list --dead` shows"
+    )
+    retry.add_argument("--all-dead", action="store_true", help="queue every dead letter again")
+    purge = action("purge", "Delete every dead letter, without asking: --dead is required.")
+    purge.add_argument("--dead", action="store_true", help="delete the dead letters (required)")
+
+
 _MAIN_EXAMPLES = """\
 examples:
   twilio-events run examples/call_status.py              serve the app on port 8090
   twilio-events simulate call --lifecycle                 send it a whole call, signed like Twilio
   twilio-events configure --number +15551234567 --url https://abc.ngrok.app/
+  twilio-events inbox --store sqlite:///twilio_events.db stats
 
 Run `twilio-events COMMAND --help` for each command's options and environment variables.
 """
@@ -592,4 +657,18 @@ examples:
 
 Needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN. Message status callbacks are not a phone-number setting:
 pass status_callback=URL when you send a message (or set it on your Messaging Service).
+"""
+
+_INBOX_EXAMPLES = """\
+examples:
+  twilio-events inbox --store sqlite:///twilio_events.db stats
+  twilio-events inbox --store redis://localhost:6379/0 list --dead --limit 20
+  export TWILIO_EVENTS_STORE=sqlite:///twilio_events.db
+  twilio-events inbox retry 42                            queue dead letter 42 again
+  twilio-events inbox retry --all-dead
+  twilio-events inbox purge --dead                        delete every dead letter (no confirmation)
+
+Use the store URL the service uses (TwilioEvents(store=...)); TwilioEvents(delivery="durable") without a
+store keeps its events in sqlite:///twilio_events.db. Exit code 1, with one line saying why, when the
+store cannot be reached or has no such dead letter.
 """

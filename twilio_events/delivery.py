@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from .events import CallStatus, Params, SmsStatus
 from .stores.base import StatusMark, Store, StoredEvent, StoreUnavailable
@@ -87,12 +88,16 @@ class RetryPolicy:
 
 
 class WorkerPool:
-    """A bounded number of tasks that take events from the store and run them."""
+    """Runs stored events, at most `workers` at a time, claiming as many as there are free slots.
+
+    Claiming in batches and completing concurrently lets a store group its commits (one SQLite
+    transaction for many events) instead of paying one round trip and one commit per event.
+    """
 
     def __init__(
         self,
         store: Store,
-        run: Callable[[StoredEvent], Awaitable[None]],
+        run: Callable[[StoredEvent], Coroutine[Any, Any, None]],
         *,
         workers: int,
         consumer: str,
@@ -107,63 +112,66 @@ class WorkerPool:
         self._poll_interval = poll_interval
         self._wake = asyncio.Event()
         self._stopping = False
-        self._tasks: list[asyncio.Task[None]] = []
+        self._fetcher: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
 
     @property
     def started(self) -> bool:
         """True once `start()` ran."""
-        return bool(self._tasks)
+        return self._fetcher is not None
 
     def start(self) -> None:
-        """Start the workers on the running loop."""
+        """Start taking events on the running loop."""
         self._stopping = False
-        self._tasks = [asyncio.create_task(self._work(n)) for n in range(self._size)]
+        self._fetcher = asyncio.create_task(self._fetch())
 
     def notify(self) -> None:
-        """An event was just queued: wake an idle worker now rather than at the next poll."""
+        """An event was just queued, or a slot freed: look for work now rather than at the next poll."""
         self._wake.set()
 
     async def stop(self, grace: float) -> None:
         """Stop taking events; let running handlers finish within `grace` s, then cancel them."""
         self._stopping = True
-        self._wake.set()
+        if self._fetcher is not None:
+            self._fetcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._fetcher
+            self._fetcher = None
         if self._running:
             _, pending = await asyncio.wait(self._running, timeout=grace)
             for task in pending:
                 task.cancel()
             if pending:
+                await asyncio.wait(pending)
                 logger.warning(
                     "%d handler(s) still running after %.0f s: cancelled; their events run again later",
                     len(pending),
                     grace,
                 )
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
 
-    async def _work(self, number: int) -> None:
-        consumer = f"{self._consumer}-{number}"
+    async def _fetch(self) -> None:
         while not self._stopping:
-            try:
-                events = await self._store.claim(consumer, 1, self._visibility_timeout)
-            except StoreUnavailable as exc:
-                logger.error("worker %s cannot reach the store: %s", consumer, exc)
-                await asyncio.sleep(1.0)
-                continue
-            if not events:
+            free = self._size - len(self._running)
+            events: list[StoredEvent] = []
+            if free > 0:
+                try:
+                    events = await self._store.claim(self._consumer, free, self._visibility_timeout)
+                except StoreUnavailable as exc:
+                    logger.error("workers cannot reach the store: %s", exc)
+                    await asyncio.sleep(1.0)
+                    continue
+            for event in events:
+                task = asyncio.create_task(self._run(event))
+                self._running.add(task)
+                task.add_done_callback(self._finished)
+            if not events or len(events) == free:
+                # idle, or every slot busy: wait for a new event, a free slot, or the next poll
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll_interval)
-                continue
-            for event in events:
-                # shielded so that stop() can wait for a running handler instead of cancelling it
-                task = asyncio.ensure_future(self._run(event))
-                self._running.add(task)
-                try:
-                    await asyncio.shield(task)
-                finally:
-                    self._running.discard(task)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("a worker failed unexpectedly", exc_info=task.exception())

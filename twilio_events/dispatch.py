@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +56,7 @@ class Dispatcher:
         self.settings = settings
         self.error_handler: Handler | None = None
         self._inflight: dict[str, asyncio.Future[None]] = {}
+        self._sid_locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # SID -> (lock, [users])
         self._workers = (
             WorkerPool(
                 store,
@@ -153,9 +156,32 @@ class Dispatcher:
 
         Raises HandlerFailed when the handler raises, or (with `reply`) returns what is not a response.
         """
+        sid = _sid(channel.name, params)
+        if self.settings.ordering == "monotonic" and sid:
+            # One event per SID at a time (workers, concurrent requests), or two could both pass the
+            # check against the same previous status and run out of order.
+            async with self._one_at_a_time(sid):
+                return await self._check_and_run(channel, params, key, listener, sid, reply=reply)
+        return await self._check_and_run(channel, params, key, listener, sid, reply=reply)
+
+    @contextlib.asynccontextmanager
+    async def _one_at_a_time(self, sid: str) -> AsyncIterator[None]:
+        """Hold the lock of `sid` in this process; it is dropped when nobody holds or waits for it."""
+        lock, users = self._sid_locks.setdefault(sid, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._sid_locks[sid]
+
+    async def _check_and_run(
+        self, channel: Channel[Any, Any], params: Params, key: str, listener: str, sid: str, *, reply: bool
+    ) -> Response:
         event_type = CallEvent if channel.name == "call" else SmsEvent
         status = _status(channel.name, params)
-        sid = _sid(channel.name, params)
         mark = status_mark(channel.name, status, _int_or_none(params.get("SequenceNumber")))
         previous = await self.store.last_status(sid) if sid else None
         if self.settings.ordering == "monotonic" and is_regression(previous, mark):

@@ -152,11 +152,11 @@ def _rfc2822(value: str) -> datetime | None:
         try:
             hour, minute, second = map(int, parts[4].split(":"))
             return datetime(int(parts[3]), _MONTHS[parts[2]], int(parts[1]), hour, minute, second, tzinfo=UTC)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: a number too big for datetime
             pass
     try:
         return parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..payload import HOST
+from ..payload import AUTH_TOKEN, HOST
+
+if TYPE_CHECKING:
+    from twilio_events import TwilioEvents
+    from twilio_events.stores import Store
 
 
 def port_from_argv() -> int:
@@ -28,3 +32,27 @@ def run_uvicorn(app: Any) -> None:
         log_level="warning",
         access_log=False,
     )
+
+
+def durable_app(port: int, store: Store) -> TwilioEvents:
+    """Rows 6a and 6b: row 4's app (signatures validated, async no-op handlers) with durable delivery:
+    each callback is committed to `store` before it is acknowledged, and the app's workers run it."""
+    from twilio_events import CallEvent, Listener, TwilioEvents
+
+    app = TwilioEvents(
+        auth_token=AUTH_TOKEN,
+        validate_signature=True,
+        listeners=[Listener(host=HOST, port=port, name="bench")],
+        delivery="durable",
+        store=store,
+    )
+
+    @app.call.on_completed
+    async def completed(event: CallEvent) -> None:
+        return None
+
+    @app.call.on_failed
+    async def failed(event: CallEvent) -> None:
+        return None
+
+    return app

@@ -228,15 +228,18 @@ class RedisStore:
         from redis.asyncio.retry import Retry
         from redis.backoff import ExponentialBackoff
 
-        pool = redis.asyncio.BlockingConnectionPool.from_url(
-            self.url,
-            max_connections=self.max_connections,
-            timeout=self.timeout,
-            decode_responses=True,
-            socket_timeout=self.timeout,
-            socket_connect_timeout=self.timeout,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), self.retries),
-        )
+        try:
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                self.url,
+                max_connections=self.max_connections,
+                timeout=self.timeout,
+                decode_responses=True,
+                socket_timeout=self.timeout,
+                socket_connect_timeout=self.timeout,
+                retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), self.retries),
+            )
+        except ValueError as exc:  # e.g. a port that is not a number
+            raise StoreUnavailable(f"invalid Redis URL {self!r}: {exc}") from None
         client = redis.asyncio.Redis.from_pool(pool)
         self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
         try:
