@@ -23,13 +23,14 @@ run: $(STAMP)
 	$(BIN)/twilio-events run examples/call_status.py $(if $(TWILIO_AUTH_TOKEN),,--no-validate-signature)
 
 test: $(STAMP)
-	$(BIN)/ruff check twilio_events tests examples
+	$(BIN)/ruff check twilio_events tests examples bench
+	$(BIN)/ruff format --check twilio_events tests examples bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check twilio_events tests examples
-	$(BIN)/ruff format --check twilio_events tests examples
+	$(BIN)/ruff check twilio_events tests examples bench
+	$(BIN)/ruff format --check twilio_events tests examples bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -1,18 +1,15 @@
 """A call-status service: one handler per Twilio call status.
 
-Run it with `make run` or `twilio-events run examples/call_status.py` (port 8090, listener
-"twilioListener"; TWILIO_EVENTS_PORT or --port to change the port), with `python examples/call_status.py`
-(PORT to change the port) or with `uvicorn examples.call_status:app --port 8090`. Point a call's status
-callback URL at it.
+Run it with `make run`, `twilio-events run examples/call_status.py` or `python examples/call_status.py`
+(port 8090, listener "twilioListener"; TWILIO_EVENTS_PORT to change the port), or with
+`uvicorn examples.call_status:app --port 8090`. Point a call's status callback URL at it.
 """
 
 from __future__ import annotations
 
-import os
+from twilio_events import CallEvent, TwilioEvents
 
-from twilio_events import CallEvent, Listener, TwilioEvents
-
-app = TwilioEvents(listeners=[Listener(port=int(os.environ.get("PORT", "8090")), name="twilioListener")])
+app = TwilioEvents()  # listener "twilioListener" on port 8090 (or TWILIO_EVENTS_PORT)
 
 
 def show(event: CallEvent, what: str) -> None:

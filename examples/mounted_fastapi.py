@@ -7,6 +7,8 @@ GET /calls/<CallSid> shows the last status seen for a call.
 
 from __future__ import annotations
 
+import os
+
 from fastapi import FastAPI, HTTPException
 
 from twilio_events import CallEvent, TwilioEvents
@@ -38,4 +40,4 @@ def health() -> dict[str, str]:
 if __name__ == "__main__":
     import uvicorn
 
-    uvicorn.run(app, port=8090)
+    uvicorn.run(app, port=int(os.environ.get("TWILIO_EVENTS_PORT", "8090")))

@@ -362,3 +362,25 @@ def test_a_client_that_disconnects_gets_no_answer_and_runs_nothing() -> None:
 
     assert sent.messages == []
     assert ran == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("", [(8090, "twilioListener")]), ("9000", [(9000, "twilioListener")]),
+     ("9000, 9001", [(9000, "twilioListener"), (9001, "twilioListener-9001")])],
+)  # fmt: skip
+def test_default_listeners_follow_twilio_events_port(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: list[tuple[int, str]]
+) -> None:
+    monkeypatch.setenv("TWILIO_EVENTS_PORT", value)
+
+    app = TwilioEvents(auth_token=TOKEN)
+
+    assert [(listener.port, listener.name) for listener in app.listeners] == expected
+
+
+def test_a_bad_twilio_events_port_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWILIO_EVENTS_PORT", "http")
+
+    with pytest.raises(ConfigurationError, match="TWILIO_EVENTS_PORT"):
+        TwilioEvents(auth_token=TOKEN)

@@ -195,8 +195,10 @@ def try_it_lines(output: str) -> tuple[list[str], list[str]]:
     """The Try-it block of the start-up summary: its `curl` and `twilio-events simulate` command lines."""
     lines = [line.strip() for line in output.split("Try it", 1)[1].splitlines()]
     curl = next(line for line in lines if line.startswith("curl "))
-    simulate = next(line for line in lines if line.startswith("twilio-events simulate "))
-    return shlex.split(curl), shlex.split(simulate)
+    simulate = next(shlex.split(line) for line in lines if " simulate " in line)
+    # runnable as printed: the bare name on PATH, else the script's own path
+    assert simulate[0] == "twilio-events" or Path(simulate[0]).resolve() == SCRIPT.resolve(), simulate
+    return shlex.split(curl), ["twilio-events", *simulate[1:]]
 
 
 def test_try_it_lines_work_behind_a_public_url(spawn: Spawn, tmp_path: Path) -> None:
@@ -447,3 +449,21 @@ def test_help_documents_every_option_and_its_environment_variable() -> None:
         assert text in result.stdout
     top = cli("--help")
     assert all(command in top.stdout for command in ("run", "simulate", "configure", "examples:"))
+
+
+def test_try_it_sends_what_the_app_handles() -> None:
+    from twilio_events import TwilioEvents
+    from twilio_events.runserver import try_it
+
+    inbound = TwilioEvents(auth_token=TOKEN)
+    inbound.sms.on_received(lambda event: None)
+    statuses = TwilioEvents(auth_token=TOKEN)
+    statuses.sms.on_undelivered(lambda event: None)
+    calls = TwilioEvents(auth_token=TOKEN)
+    calls.call.on_completed(lambda event: None)
+
+    inbound_text, statuses_text, calls_text = ("\n".join(try_it(app)) for app in (inbound, statuses, calls))
+
+    assert "SmsStatus=received" in inbound_text and " simulate inbound-sms " in inbound_text
+    assert "MessageStatus=undelivered" in statuses_text and " simulate sms --lifecycle " in statuses_text
+    assert "CallStatus=completed" in calls_text and " simulate call --lifecycle " in calls_text

@@ -32,7 +32,7 @@ ACCOUNT_SID = "AC" + "7" * 32
 
 def _outside_env() -> dict[str, str]:
     """This process's environment without any Twilio or port setting of the developer's."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("TWILIO_") and k != "PORT"}
+    return {k: v for k, v in os.environ.items() if not k.startswith("TWILIO_")}
 
 
 def _free_port() -> int:
@@ -107,14 +107,12 @@ class Example:
 
 
 @contextlib.contextmanager
-def running(
-    command: list[str], log: Path, env: Mapping[str, str] | None = None, *, port_variable: str = "PORT"
-) -> Iterator[Example]:
-    """Start `command` (which must serve on the port given as {port} or in `port_variable`) and stop it
-    afterwards."""
+def running(command: list[str], log: Path, env: Mapping[str, str] | None = None) -> Iterator[Example]:
+    """Start `command` (which must serve on the port given as {port} or in TWILIO_EVENTS_PORT) and stop
+    it afterwards."""
     port = _free_port()
     command = [part.replace("{port}", str(port)) for part in command]
-    example = Example(command, port, {port_variable: str(port), **(env or {})}, log)
+    example = Example(command, port, {"TWILIO_EVENTS_PORT": str(port), **(env or {})}, log)
     try:
         example.wait_until_listening()
         yield example
@@ -272,9 +270,12 @@ def try_it(example: Example) -> tuple[list[str], list[str]]:
     example.wait_for_output("Try it")
     lines = [line.strip() for line in example.output.splitlines()]
     curl = [line for line in lines if line.startswith("curl ")]
-    simulate = [line for line in lines if line.startswith("twilio-events simulate ")]
+    simulate = [shlex.split(line) for line in lines if " simulate " in line and not line.startswith("curl")]
     assert len(curl) == len(simulate) == 1, example.output
-    return shlex.split(curl[0]), shlex.split(simulate[0])
+    # runnable as printed: the bare name on PATH, else the script's own path
+    script = Path(sys.executable).with_name("twilio-events")
+    assert simulate[0][0] == "twilio-events" or Path(simulate[0][0]).resolve() == script.resolve()
+    return shlex.split(curl[0]), ["twilio-events", *simulate[0][1:]]
 
 
 def form_of(curl: list[str]) -> dict[str, str]:
@@ -334,8 +335,8 @@ needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="make is no
 def make_run(
     tmp_path: Path, env: Mapping[str, str] | None = None
 ) -> contextlib.AbstractContextManager[Example]:
-    """`make run` on a free port, given as TWILIO_EVENTS_PORT (PORT is left unset)."""
-    return running(MAKE_RUN, tmp_path / "out.log", env, port_variable="TWILIO_EVENTS_PORT")
+    """`make run` on a free port, given as TWILIO_EVENTS_PORT."""
+    return running(MAKE_RUN, tmp_path / "out.log", env)
 
 
 def assert_handled_ringing(example: Example, curl: list[str]) -> None:

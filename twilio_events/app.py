@@ -34,6 +34,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_STORE = "sqlite:///twilio_events.db"
 
 VALIDATE_SIGNATURE_ENV = "TWILIO_EVENTS_VALIDATE_SIGNATURE"
+PORT_ENV = "TWILIO_EVENTS_PORT"
 NO_TOKEN_MESSAGE = (
     "Signature validation is on but no Twilio auth token is configured. Set TWILIO_AUTH_TOKEN "
     "(Twilio Console > Account > API keys & tokens) or pass auth_token=...; for local development only, "
@@ -78,7 +79,8 @@ class TwilioEvents:
         trust_forwarded_headers: rebuild the public URL from Forwarded / X-Forwarded-* headers.
         path: where the webhook route lives inside this app.
         max_body_size: larger bodies are refused with 413.
-        listeners: where `run()` serves; default one `Listener(port=8090, name="twilioListener")`.
+        listeners: where `run()` serves; default one `Listener(port=8090, name="twilioListener")`
+            (the ports of TWILIO_EVENTS_PORT when set).
         delivery: "inline" runs the handler before answering; "durable" commits the event to `store`,
             answers at once and runs it in workers, retrying failures up to `max_attempts` times.
         store: a Store or URL (`sqlite:///file.db`, `redis://host:6379/0`, `memory://`); default memory
@@ -98,7 +100,7 @@ class TwilioEvents:
         self.trust_forwarded_headers = trust_forwarded_headers
         self.path = "/" + path.strip("/") if path.strip("/") else "/"
         self.max_body_size = max_body_size
-        self.listeners: list[Listener] = list(listeners) if listeners else [Listener()]
+        self.listeners: list[Listener] = list(listeners) if listeners else _default_listeners()
         self.call = CallChannel()
         self.sms = SmsChannel()
         if delivery not in ("inline", "durable"):
@@ -201,8 +203,17 @@ class TwilioEvents:
             )
         from .serving import serve  # uvicorn is imported only by a process that serves
 
-        with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_fastest_loop()) as runner:
-            runner.run(serve(self, self.listeners, log_level=log_level, graceful_timeout=graceful_timeout))
+        try:
+            with (
+                contextlib.suppress(KeyboardInterrupt),
+                asyncio.Runner(loop_factory=_fastest_loop()) as runner,
+            ):
+                runner.run(
+                    serve(self, self.listeners, log_level=log_level, graceful_timeout=graceful_timeout)
+                )
+        except StoreUnavailable as exc:
+            logger.error("cannot start: the store is unavailable: %s", exc)
+            raise SystemExit(1) from None
 
     async def _handle_lifespan(self, receive: Receive, send: Send) -> None:
         message = await receive()
@@ -282,12 +293,13 @@ class TwilioEvents:
         url = callback_url(scope, self.public_url, self.trust_forwarded_headers)
         assert self._validator is not None
         if not self._validator.is_valid(url, params, signature):
-            logger.warning(
-                "[%s] invalid X-Twilio-Signature for %s: if Twilio calls another URL (proxy, ngrok, TLS "
-                "offload), set public_url= or trust_forwarded_headers=True",
-                _listener(scope),
-                url,
+            hint = (
+                "check the auth token, and that public_url is the base URL Twilio calls"
+                if self.public_url
+                else "check the auth token; if Twilio calls another URL (proxy, ngrok, TLS offload), set "
+                "public_url= or trust_forwarded_headers=True"
             )
+            logger.warning("[%s] invalid X-Twilio-Signature for %s: %s", _listener(scope), url, hint)
             raise Rejected(
                 403,
                 "Forbidden: X-Twilio-Signature does not match this request "
@@ -317,6 +329,19 @@ def _route_path(scope: Scope) -> str:
 
 def _listener(scope: Scope) -> str:
     return str(scope.get(LISTENER_SCOPE_KEY, "asgi"))
+
+
+def _default_listeners() -> list[Listener]:
+    """Port 8090, or the ports of TWILIO_EVENTS_PORT ("8090" or "8090,8091"), as `twilio-events run` does."""
+    ports = [port.strip() for port in os.environ.get(PORT_ENV, "").split(",") if port.strip()]
+    if not ports:
+        return [Listener()]
+    if not all(port.isdigit() for port in ports):
+        raise ConfigurationError(
+            f"{PORT_ENV}={os.environ[PORT_ENV]!r}: give a port, or ports separated by commas"
+        )
+    first = Listener(port=int(ports[0]))
+    return [first, *(Listener(port=int(port), name=f"{first.name}-{port}") for port in ports[1:])]
 
 
 def _fastest_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:

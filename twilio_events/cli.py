@@ -141,7 +141,7 @@ def run_command(args: argparse.Namespace) -> int:
         app.run(log_level=log_level)
     except SystemExit as exc:
         if exc.code:
-            raise CommandError("a listener could not start (the reason is logged above)") from None
+            raise CommandError("the service could not start (the reason is logged above)") from None
     return 0
 
 

@@ -138,6 +138,7 @@ class WorkerPool:
                 await self._fetcher
             self._fetcher = None
         if self._running:
+            logger.info("waiting up to %.0f s for %d running handler(s) to finish", grace, len(self._running))
             _, pending = await asyncio.wait(self._running, timeout=grace)
             for task in pending:
                 task.cancel()

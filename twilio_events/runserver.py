@@ -104,21 +104,21 @@ def summary(app: TwilioEvents, target: str) -> str:
 
 
 def try_it(app: TwilioEvents) -> list[str]:
-    """How to send the first listener a test callback: a ready `curl` line (signed when the app checks
-    signatures) and the `twilio-events simulate` command for a whole call."""
+    """How to send the first listener a test callback that reaches a handler: a ready `curl` line
+    (signed when the app checks signatures) and the `twilio-events simulate` command for more."""
     from .payloads import CALLEE, CALLER, new_sid, sign
 
     if not app.listeners:
         return []
     url = app.listeners[0].url(app.path)
-    params = {"CallSid": new_sid("CA")}
-    if app.account_sid:
-        params["AccountSid"] = app.account_sid
-    params |= {"CallStatus": "ringing", "From": CALLER, "To": CALLEE}
+    params, simulate, what = _sample_callback(app)
+    params = {**({"AccountSid": app.account_sid} if app.account_sid else {}), **params}
+    params |= {"From": CALLER, "To": CALLEE}
+    params = {name: new_sid(value[:2]) if value.endswith("*") else value for name, value in params.items()}
     curl = ["curl", "-X", "POST", url]
     for name, value in params.items():
         curl += ["--data-urlencode", f"{name}={value}"]
-    simulate = ["twilio-events", "simulate", "call", "--lifecycle", "--url", url]
+    simulate = [_command(), "simulate", *simulate, "--url", url]
     if app.public_url:
         simulate += ["--public-url", app.public_url]
     if app.account_sid:
@@ -133,18 +133,48 @@ def try_it(app: TwilioEvents) -> list[str]:
         )
     else:
         note = "Signatures are not checked, so neither needs the auth token."
-    lines = [
-        "Try it, from another terminal: one ringing callback, then a whole call (initiated to completed):",
+    return [
+        f"Try it, from another terminal: {what}:",
         f"  {shlex.join(curl)}",
         f"  {shlex.join(simulate)}",
         note,
     ]
+
+
+def _sample_callback(app: TwilioEvents) -> tuple[dict[str, str], list[str], str]:
+    """Parameters of one callback a registered handler receives ("SID*": a fresh SID), the simulate
+    arguments that exercise that channel, and what they send."""
+    calls, messages = app.call.handlers, app.sms.handlers
+    if messages and not calls:
+        if "received" in messages or (ANY in messages and len(messages) == 1):
+            return (
+                {"MessageSid": "SM*", "SmsStatus": "received", "Body": "hello"},
+                ["inbound-sms", "--body", "hello"],
+                "one incoming message, then another",
+            )
+        status = next((s.value for s in app.sms.status_type if s.value in messages), "delivered")
+        return (
+            {"MessageSid": "SM*", "MessageStatus": status, "SmsStatus": status},
+            ["sms", "--lifecycle"],
+            f"one {status} message status callback, then a whole message (queued to delivered)",
+        )
+    status = "ringing"
+    if calls and status not in calls and ANY not in calls:
+        status = next(s.value for s in app.call.status_type if s.value in calls)
+    return (
+        {"CallSid": "CA*", "CallStatus": status},
+        ["call", "--lifecycle"],
+        f"one {status} callback, then a whole call (initiated to completed)",
+    )
+
+
+def _command() -> str:
+    """How to run `twilio-events` from here: its name, or its path when it is not on PATH."""
     if shutil.which("twilio-events") is None:
         script = Path(sys.executable).with_name("twilio-events")
         if script.exists():
-            where = os.path.relpath(script) if script.is_relative_to(Path.cwd()) else str(script)
-            lines.append(f"`twilio-events` is not on your PATH: run it as {where}.")
-    return lines
+            return os.path.relpath(script) if script.is_relative_to(Path.cwd()) else str(script)
+    return "twilio-events"
 
 
 def _twilio_url(app: TwilioEvents, listener: Listener) -> str:
