@@ -122,16 +122,22 @@ class Dispatcher:
 
     async def run_stored(self, stored: StoredEvent) -> None:
         """A worker's job: run one stored event, then complete, retry or dead-letter it."""
-        channel = self.channels[stored.channel]
         store = self.store
         try:
             try:
+                channel = self.channels[stored.channel]
                 await self._handle(
                     channel, Params.from_pairs(stored.params), stored.key, "worker", reply=False
                 )
             except HandlerFailed as failure:
                 await self._report(failure, channel, "worker")
                 await self._retry_or_bury(stored, failure.error)
+                return
+            except StoreUnavailable:
+                raise
+            except Exception as exc:  # not the handler's: still retried, then dead-lettered, never stuck
+                logger.error("%s could not be dispatched", stored.key, exc_info=exc)
+                await self._retry_or_bury(stored, exc)
                 return
             await store.complete(stored, self.settings.dedupe_window)
         except StoreUnavailable as exc:

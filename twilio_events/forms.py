@@ -39,7 +39,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """The whole body; 413 as soon as it is known to exceed `limit` bytes, reading no further."""
     declared = header(scope, b"content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):  # isdigit() alone accepts "²"
             raise Rejected(400, f"Bad Request: invalid Content-Length {declared!r}")
         if int(declared) > limit:
             raise _too_large(limit)
@@ -85,6 +85,8 @@ def parse_pairs(text: str) -> list[tuple[str, str]]:
     for field in text.split("&"):
         name, separator, value = field.partition("=")
         if not separator:
+            for token in tokens:  # parse_qsl decodes the fields before this one first: theirs fail first
+                unquote(token, errors="strict")
             raise ValueError(f"bad form field: {field!r}")
         tokens.append(name)
         tokens.append(value)
