@@ -88,11 +88,11 @@ class LiveServer:
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    """Poll `condition` until it holds; fail the test with `what` if it never does."""
+    """Poll `condition` until it holds; fail the test, saying what never happened, after `timeout` s."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(0.01)
 
 
@@ -187,6 +187,16 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *expected: str) -> None:
+    """The console script failed with exit code 1 and one `twilio-events: error:` line holding `expected`."""
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("twilio-events: error: "), result.stderr
+    for text in expected:
+        assert text in lines[0]
 
 
 class Process:

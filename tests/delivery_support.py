@@ -27,28 +27,23 @@ import redis
 
 from twilio_events.payloads import Payload, sign
 
-from .conftest import DEADLINE, FORM, TOKEN, free_port
+from .conftest import DEADLINE, FORM, TOKEN, free_port, wait_for
 
 APP_SCRIPT = Path(__file__).parent / "apps" / "durable_app.py"
 PUBLIC_URL = "https://events.example.test/"
 """The URL the service processes validate signatures for, as behind a load balancer: one for all ports."""
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    """Poll `condition` until it holds; fail the test, saying what never happened, after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.02)
-
-
-# A real redis-server
+# A real redis-server (also for tests/test_stores.py and tests/test_cli_inbox.py)
 
 
 @dataclass
 class RedisServer:
-    """A redis-server on 127.0.0.1 that appends every write to disk with fsync before answering."""
+    """A redis-server on 127.0.0.1 that appends every write to disk with fsync before answering.
+
+    `start()` starts it, and starts it again after `stop()` on the same port and files; `stop(sig)` sends
+    `sig` (SIGTERM unless told) and SIGKILLs it if it has not exited within DEADLINE s.
+    """
 
     directory: Path
     port: int = field(default_factory=free_port)
@@ -58,7 +53,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> None:
+    def start(self) -> RedisServer:
         """Start it (again, on the same port and files) and wait until it answers."""
         binary = shutil.which("redis-server")
         if binary is None:
@@ -74,7 +69,7 @@ class RedisServer:
             try:
                 with redis.Redis(port=self.port, socket_timeout=1) as client:
                     client.ping()
-                return
+                return self
             except redis.ConnectionError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
@@ -180,7 +175,7 @@ class AppProcess:
                 stdout=stderr,
                 stderr=stderr,
             )
-        wait_until(self._answers, f"{self.name} to answer on port {self.port}")
+        wait_for(self._answers, f"{self.name} to answer on port {self.port}")
         return self
 
     def _answers(self) -> bool:

@@ -16,6 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from .conftest import assert_one_line_error
+
 ACCOUNT_SID = "AC" + "1" * 32
 AUTH_TOKEN = "fake-auth-token"
 NUMBER = "+15551234567"
@@ -220,15 +222,6 @@ def test_a_twiml_app_on_the_number_is_pointed_out(twilio_api: FakeTwilio) -> Non
 
     assert result.returncode == 0, result.stderr
     assert f"handled by TwiML App AP{'3' * 32}" in result.stdout
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *expected: str) -> None:
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("twilio-events: error: "), result.stderr
-    for text in expected:
-        assert text in lines[0]
 
 
 def test_bad_credentials_are_one_clear_line(twilio_api: FakeTwilio) -> None:

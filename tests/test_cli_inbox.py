@@ -11,23 +11,20 @@ import asyncio
 import contextlib
 import os
 import re
-import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-import redis
 
 from twilio_events import CallEvent, TwilioEvents
 from twilio_events.payloads import call_payload
 
-from .conftest import DEADLINE, TOKEN, LiveServer, free_port, running, wait_for
+from .conftest import DEADLINE, TOKEN, LiveServer, assert_one_line_error, free_port, running, wait_for
+from .delivery_support import redis_server
 
 SCRIPT = Path(sys.executable).with_name("twilio-events")
 
@@ -48,15 +45,6 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stderr == "", result.stderr
     return result.stdout
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *expected: str) -> None:
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("twilio-events: error: "), result.stderr
-    for text in expected:
-        assert text in lines[0]
 
 
 def counts(store: str) -> dict[str, int]:
@@ -204,49 +192,10 @@ def test_stats_beside_a_running_service_leave_its_running_event_alone(tmp_path: 
 # A real redis-server
 
 
-def start_redis(directory: Path, port: int) -> subprocess.Popen[bytes]:
-    """redis-server on 127.0.0.1:`port`, appending every write to disk with fsync, once it answers."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail(
-            "redis-server is not installed: install it (apt-get install redis-server) to run this test"
-        )
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(directory)]
-    command += ["--appendonly", "yes", "--appendfsync", "always"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        try:
-            with redis.Redis(port=port, socket_timeout=1) as client:
-                client.ping()
-            return process
-        except redis.ConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                stop(process)
-                pytest.fail(f"redis-server did not start on port {port}")
-            time.sleep(0.02)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(DEADLINE)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(DEADLINE)
-
-
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
-    directory = tmp_path / "redis"
-    directory.mkdir()
-    port = free_port()
-    process = start_redis(directory, port)
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        stop(process)
+    with redis_server(tmp_path / "redis") as server:
+        yield server.url
 
 
 def test_a_redis_store(tmp_path: Path, redis_url: str) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from twilio_events.testing import sign
 
-from .conftest import DEADLINE, TOKEN, Process, free_port, wait_for
+from .conftest import DEADLINE, TOKEN, Process, assert_one_line_error, free_port, wait_for
 
 SCRIPT = Path(sys.executable).with_name("twilio-events")
 
@@ -335,15 +335,6 @@ def test_reload_restarts_on_a_change(tmp_path: Path) -> None:
                 os.killpg(server.pid, signal.SIGKILL)
             server.wait(DEADLINE)
     assert not accepting(port)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *expected: str) -> None:
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("twilio-events: error: "), result.stderr
-    for text in expected:
-        assert text in lines[0]
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import pytest
 
 from twilio_events.payloads import call_payload
 
+from .conftest import wait_for
 from .delivery_support import (
     AppProcess,
     app_processes,
@@ -29,7 +30,6 @@ from .delivery_support import (
     redis_server,
     send_all,
     signed_request,
-    wait_until,
 )
 
 WAIT = 30.0
@@ -78,7 +78,7 @@ def test_a_killed_process_runs_what_it_was_running_again_at_the_next_start(
         records = service.records()
         return set(counts(records, "start")) - set(counts(records, "done"))
 
-    wait_until(lambda: len(stuck() & blocking) == workers, f"{workers} handlers to be blocked mid-way")
+    wait_for(lambda: len(stuck() & blocking) == workers, f"{workers} handlers to be blocked mid-way")
     service.kill()
 
     mid_way = running_keys(database)
@@ -90,8 +90,8 @@ def test_a_killed_process_runs_what_it_was_running_again_at_the_next_start(
     def all_done() -> bool:
         return set(counts(service.records(), "done")) >= set(keys)
 
-    wait_until(all_done, "every acknowledged callback to be handled after the restart", WAIT)
-    wait_until(lambda: service.health()["queued"] + service.health()["running"] == 0, "an empty queue")
+    wait_for(all_done, "every acknowledged callback to be handled after the restart", WAIT)
+    wait_for(lambda: service.health()["queued"] + service.health()["running"] == 0, "an empty queue")
 
     records = service.records()
     starts, dones = counts(records, "start"), counts(records, "done")
@@ -160,8 +160,8 @@ def test_two_instances_on_one_redis_lose_nothing_when_one_is_killed(
             return set(counts(read_records(doomed.log, survivor.log), "done")) >= set(keys)
 
         # the survivor takes back what the dead instance held once the visibility timeout has passed
-        wait_until(all_done, "every acknowledged callback to be handled", WAIT)
-        wait_until(
+        wait_for(all_done, "every acknowledged callback to be handled", WAIT)
+        wait_for(
             lambda: survivor.health()["queued"] + survivor.health()["running"] == 0,
             "nothing left queued or held in Redis",
         )
@@ -204,8 +204,8 @@ def test_ten_thousand_callbacks_at_64_connections_are_all_handled(
     def handled() -> set[str]:
         return set(counts(service.records(), "done"))
 
-    wait_until(lambda: handled() >= keys, "every acknowledged callback to be handled", WAIT)
-    wait_until(lambda: service.health()["queued"] + service.health()["running"] == 0, "an empty queue")
+    wait_for(lambda: handled() >= keys, "every acknowledged callback to be handled", WAIT)
+    wait_for(lambda: service.health()["queued"] + service.health()["running"] == 0, "an empty queue")
     dones = counts(service.records(), "done")
     assert set(dones) == keys
     assert all(n == 1 for n in dones.values())

@@ -28,7 +28,7 @@ from twilio_events.stores import StoreStats
 from twilio_events.stores.redis import RedisStore
 from twilio_events.stores.sqlite import SqliteStore
 
-from .conftest import DEADLINE, TOKEN, LiveServer, running
+from .conftest import DEADLINE, TOKEN, LiveServer, running, wait_for
 from .delivery_support import (
     AppProcess,
     app_processes,
@@ -36,7 +36,6 @@ from .delivery_support import (
     redis_server,
     send_all,
     signed_request,
-    wait_until,
 )
 
 SCRIPT = Path(sys.executable).with_name("twilio-events")
@@ -102,8 +101,8 @@ def test_a_failing_handler_is_retried_with_back_off_then_dead_lettered_with_its_
         for sid in (hopeless, lucky):
             assert server.callback(call_payload("ringing", CallSid=sid)).status_code == 200
 
-        wait_until(lambda: health(server)[1]["dead_letters"] == 1, "the dead letter", DEADLINE * 2)
-        wait_until(lambda: health(server)[1]["queued"] + health(server)[1]["running"] == 0, "an empty queue")
+        wait_for(lambda: health(server)[1]["dead_letters"] == 1, "the dead letter", DEADLINE * 2)
+        wait_for(lambda: health(server)[1]["queued"] + health(server)[1]["running"] == 0, "an empty queue")
 
         stats, dead = store_contents(tmp_path / "events.db")
     assert (stats.queued, stats.running, stats.dead) == (0, 0, 1)
@@ -141,7 +140,7 @@ def test_an_incoming_message_is_answered_with_its_twiml_reply_in_durable_mode(tm
         # a status callback in the same app is stored, acknowledged at once and run by a worker
         response = server.callback(call_payload("completed"))
         assert (response.status_code, response.text) == (200, EMPTY_TWIML)
-        wait_until(lambda: "completed" in handled, "the worker to run the completed handler")
+        wait_for(lambda: "completed" in handled, "the worker to run the completed handler")
 
 
 def test_a_callback_with_an_out_of_range_timestamp_is_still_handled_by_a_worker(tmp_path: Path) -> None:
@@ -159,7 +158,7 @@ def test_a_callback_with_an_out_of_range_timestamp_is_still_handled_by_a_worker(
     with running(app, lifespan="on") as server:
         assert server.callback(odd).status_code == 200
         assert server.callback(normal).status_code == 200
-        wait_until(lambda: len(seen) == 2, "both callbacks to be handled by the one worker")
+        wait_for(lambda: len(seen) == 2, "both callbacks to be handled by the one worker")
     assert seen[0] == (odd["CallSid"], None)  # a Timestamp that is no date is None, as documented
     assert seen[1][0] == normal["CallSid"] and seen[1][1] is not None
 
@@ -208,13 +207,13 @@ def test_monotonic_ordering_holds_between_workers_running_one_sid(tmp_path: Path
         with running(app, lifespan="on") as server:
             completed = call_payload("completed", CallSid=sid, SequenceNumber="3")
             assert server.callback(completed).status_code == 200
-            wait_until(lambda: handled == ["completed"], "the completed handler to start")
+            wait_for(lambda: handled == ["completed"], "the completed handler to start")
             late = call_payload("ringing", CallSid=sid, SequenceNumber="1")
             assert server.callback(late).status_code == 200
             # the second worker has taken the late ringing while completed still runs
-            wait_until(lambda: health(server)[1]["running"] == 2, "both workers to hold an event")
+            wait_for(lambda: health(server)[1]["running"] == 2, "both workers to hold an event")
             release.set()
-            wait_until(lambda: sum(health(server)[1][n] for n in ("queued", "running")) == 0, "0 queued")
+            wait_for(lambda: sum(health(server)[1][n] for n in ("queued", "running")) == 0, "0 queued")
     finally:
         release.set()
     assert handled == ["completed"]  # ringing came after a final status: acknowledged, never run
@@ -330,14 +329,12 @@ def test_health_reports_the_queue_and_is_503_while_redis_is_stopped(tmp_path: Pa
                 for payload in payloads:
                     assert server.callback(payload).status_code == 200
                 # one worker: one event runs (blocked), four wait
-                wait_until(lambda: health(server)[1]["running"] == 1, "the worker to take one event")
+                wait_for(lambda: health(server)[1]["running"] == 1, "the worker to take one event")
                 assert (health(server)[1]["queued"], health(server)[1]["running"]) == (4, 1)
 
                 release.set()
-                wait_until(lambda: len(handled) == 5, "the five events to be handled")
-                wait_until(
-                    lambda: health(server)[1]["queued"] + health(server)[1]["running"] == 0, "0 queued"
-                )
+                wait_for(lambda: len(handled) == 5, "the five events to be handled")
+                wait_for(lambda: health(server)[1]["queued"] + health(server)[1]["running"] == 0, "0 queued")
 
                 redis.stop()
                 status, body = health(server)
@@ -348,10 +345,10 @@ def test_health_reports_the_queue_and_is_503_while_redis_is_stopped(tmp_path: Pa
                 assert "could not be stored" in refused.text
 
                 redis.start()  # same port, same append-only file
-                wait_until(lambda: health(server)[0] == 200, "health to recover with Redis")
+                wait_for(lambda: health(server)[0] == 200, "health to recover with Redis")
                 late = call_payload("ringing")
                 assert server.callback(late).status_code == 200
-                wait_until(lambda: late["CallSid"] in handled, "an event accepted after the restart to run")
+                wait_for(lambda: late["CallSid"] in handled, "an event accepted after the restart to run")
                 assert sorted(handled) == sorted([p["CallSid"] for p in payloads] + [late["CallSid"]])
         finally:
             release.set()
@@ -471,7 +468,7 @@ def wait_until_idle(server: LiveServer) -> None:
         body = health(server)[1]
         return body["delivery"] == "inline" or body["queued"] + body["running"] == 0
 
-    wait_until(idle, "the workers to finish")
+    wait_for(idle, "the workers to finish")
 
 
 @pytest.mark.parametrize("delivery", ["inline", "durable"])
@@ -521,7 +518,7 @@ def test_without_ordering_every_distinct_callback_runs_exactly_once(tmp_path: Pa
     with running(app, lifespan="on") as server:
         sent = simulate_lifecycles(server.url("/"))
         distinct = {callback for callback, _ in sent}
-        wait_until(lambda: set(handled) >= distinct, "every distinct callback to be handled")
+        wait_for(lambda: set(handled) >= distinct, "every distinct callback to be handled")
         wait_until_idle(server)
         handled_now = list(handled)
 
@@ -539,7 +536,7 @@ def test_sigterm_lets_a_running_durable_handler_finish_within_the_grace(
     payload = call_payload("ringing", Sleep="1.5")
     key = f"call:{payload['CallSid']}:ringing:0"
     assert send_all([signed_request(payload)], [service.port], concurrency=1) == [200]
-    wait_until(lambda: counts(service.records(), "start")[key] == 1, "the handler to start")
+    wait_for(lambda: counts(service.records(), "start")[key] == 1, "the handler to start")
 
     service.terminate()
     assert service.wait(DEADLINE) == 0
@@ -557,7 +554,7 @@ def test_sigterm_leaves_a_handler_slower_than_the_grace_for_the_next_start(
     payload = call_payload("ringing", Block="1")
     key = f"call:{payload['CallSid']}:ringing:0"
     assert send_all([signed_request(payload)], [service.port], concurrency=1) == [200]
-    wait_until(lambda: counts(service.records(), "start")[key] == 1, "the handler to start")
+    wait_for(lambda: counts(service.records(), "start")[key] == 1, "the handler to start")
 
     service.terminate()
     assert service.wait(DEADLINE) == 0
@@ -569,6 +566,6 @@ def test_sigterm_leaves_a_handler_slower_than_the_grace_for_the_next_start(
 
     service.log.with_name(service.log.name + ".gate").touch()
     service.start()
-    wait_until(lambda: counts(service.records(), "done")[key] == 1, "the event to run at the next start")
-    wait_until(lambda: service.health()["queued"] + service.health()["running"] == 0, "an empty queue")
+    wait_for(lambda: counts(service.records(), "done")[key] == 1, "the event to run at the next start")
+    wait_for(lambda: service.health()["queued"] + service.health()["running"] == 0, "an empty queue")
     assert counts(service.records(), "start")[key] == 2

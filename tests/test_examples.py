@@ -11,9 +11,8 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx2 as httpx
@@ -21,6 +20,8 @@ import pytest
 
 from twilio_events import CallStatus, SmsStatus
 from twilio_events.testing import call_payload, inbound_sms_payload, sign, sms_payload
+
+from .conftest import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "examples-test-token"
@@ -33,21 +34,6 @@ ACCOUNT_SID = "AC" + "7" * 32
 def _outside_env() -> dict[str, str]:
     """This process's environment without any Twilio or port setting of the developer's."""
     return {k: v for k, v in os.environ.items() if not k.startswith("TWILIO_")}
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 class Example:
@@ -81,10 +67,10 @@ class Example:
                 sock.settimeout(1)
                 return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
-        _wait_for(listening, f"the example to listen on port {self.port}")
+        wait_for(listening, f"the example to listen on port {self.port}", TIMEOUT)
 
     def wait_for_output(self, text: str) -> None:
-        _wait_for(lambda: text in self.output, f"{text!r} in the example's output:\n{self.output}")
+        wait_for(lambda: text in self.output, f"{text!r} in the example's output:\n{self.output}", TIMEOUT)
 
     def callback(
         self, payload: Mapping[str, str], path: str = "/", *, signed_path: str | None = None
@@ -110,7 +96,7 @@ class Example:
 def running(command: list[str], log: Path, env: Mapping[str, str] | None = None) -> Iterator[Example]:
     """Start `command` (which must serve on the port given as {port} or in TWILIO_EVENTS_PORT) and stop
     it afterwards."""
-    port = _free_port()
+    port = free_port()
     command = [part.replace("{port}", str(port)) for part in command]
     example = Example(command, port, {"TWILIO_EVENTS_PORT": str(port), **(env or {})}, log)
     try:

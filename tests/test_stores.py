@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +27,10 @@ from twilio_events.stores import (
 from twilio_events.stores.redis import RedisStore
 from twilio_events.stores.sqlite import SqliteStore
 
-pytestmark = pytest.mark.anyio
+from .conftest import DEADLINE, free_port
+from .delivery_support import RedisServer
 
-DEADLINE = 15.0
-"""Seconds to wait for a server or subprocess before failing the test (a timeout, never an assertion)."""
+pytestmark = pytest.mark.anyio
 
 WINDOW = 3600.0
 SHORT = 0.2
@@ -52,56 +49,9 @@ def anyio_backend() -> str:
 # A real redis-server
 
 
-@dataclass
-class RedisServer:
-    """A redis-server process on 127.0.0.1 that appends every write to disk with fsync."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-    directory: Path
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        self.process.wait(DEADLINE)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start_redis(directory: Path, port: int | None = None) -> RedisServer:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed: apt-get install redis-server (the tests start one)")
-    port = port or free_port()
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"]
-    command += ["--appendfsync", "always", "--dir", str(directory)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = RedisServer(process, port, directory)
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        try:
-            with redis.Redis(port=port, socket_timeout=1) as client:
-                client.ping()
-            return server
-        except redis.ConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                server.stop()
-                pytest.fail(f"redis-server did not start on port {port}")
-            time.sleep(0.02)
-
-
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = start_redis(tmp_path_factory.mktemp("redis"))
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
 
@@ -546,7 +496,7 @@ async def test_redis_is_unavailable_when_nothing_listens() -> None:
 
 
 async def test_redis_stopped_is_unavailable_and_restarted_has_every_event(tmp_path: Path) -> None:
-    server = start_redis(tmp_path)
+    server = RedisServer(tmp_path).start()
     store = RedisStore(server.url, timeout=1.0, retries=1)
     try:
         await store.open()
@@ -556,7 +506,7 @@ async def test_redis_stopped_is_unavailable_and_restarted_has_every_event(tmp_pa
             await store.enqueue("k99", "call", PARAMS, WINDOW)
         with pytest.raises(StoreUnavailable):
             await store.ping()
-        server = start_redis(tmp_path, server.port)
+        server.start()  # the same port and files
         events = await store.claim("worker", 100, WINDOW)
         assert sorted(e.key for e in events) == sorted(f"k{i}" for i in range(20))
     finally:
