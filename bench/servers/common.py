@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..payload import AUTH_TOKEN, HOST
+from ..payload import HOST
 
 if TYPE_CHECKING:
     from twilio_events import TwilioEvents
@@ -37,22 +37,6 @@ def run_uvicorn(app: Any) -> None:
 def durable_app(port: int, store: Store) -> TwilioEvents:
     """Rows 6a and 6b: row 4's app (signatures validated, async no-op handlers) with durable delivery:
     each callback is committed to `store` before it is acknowledged, and the app's workers run it."""
-    from twilio_events import CallEvent, Listener, TwilioEvents
+    from .twilio_events_async import create_app
 
-    app = TwilioEvents(
-        auth_token=AUTH_TOKEN,
-        validate_signature=True,
-        listeners=[Listener(host=HOST, port=port, name="bench")],
-        delivery="durable",
-        store=store,
-    )
-
-    @app.call.on_completed
-    async def completed(event: CallEvent) -> None:
-        return None
-
-    @app.call.on_failed
-    async def failed(event: CallEvent) -> None:
-        return None
-
-    return app
+    return create_app(port, delivery="durable", store=store)
