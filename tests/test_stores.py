@@ -383,6 +383,25 @@ async def test_sqlite_opened_without_recovery_leaves_running_events_to_their_wor
         await service.close()
 
 
+async def test_sqlite_a_job_that_fails_alone_does_not_fail_its_batch(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "events.db")
+    await store.open()
+    try:
+        too_far = StatusMark("ringing", (1, 10**30), final=False)  # more than SQLite's INTEGER holds
+        outcomes = await asyncio.gather(
+            *(store.enqueue(f"k{i}", "call", PARAMS, WINDOW) for i in range(8)),
+            store.advance_status("CA1", too_far, WINDOW),
+            *(store.enqueue(f"k{i}", "call", PARAMS, WINDOW) for i in range(8, 16)),
+            return_exceptions=True,
+        )
+        assert [type(o).__name__ for o in outcomes].count("OverflowError") == 1
+        assert [o for o in outcomes if not isinstance(o, BaseException)] == [True] * 16
+        assert (await store.stats()).queued == 16
+        assert await store.last_status("CA1") is None
+    finally:
+        await store.close()
+
+
 ENQUEUE_THEN_WAIT = """
 import asyncio, sys
 from twilio_events.stores.sqlite import SqliteStore

@@ -123,7 +123,7 @@ class TwilioEvents:
         self._dispatcher = Dispatcher({"call": self.call, "sms": self.sms}, self.store, settings)
         self._health_path = self.path.rstrip("/") + "/health"
         self._started = False
-        self._start_lock = asyncio.Lock()
+        self._start_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._client: Client | None = None
         self._validator: SignatureValidator | None = None
         if validate_signature:
@@ -180,7 +180,7 @@ class TwilioEvents:
 
     async def startup(self) -> None:
         """Open the store (running again what a stopped process left unfinished) and start workers."""
-        async with self._start_lock:
+        async with self._lock():
             if self._started:
                 return
             self._log_startup()
@@ -189,11 +189,18 @@ class TwilioEvents:
 
     async def shutdown(self) -> None:
         """Let running handlers finish (within shutdown_grace), then close the store."""
-        async with self._start_lock:
+        async with self._lock():
             if not self._started:
                 return
             self._started = False
             await self._dispatcher.stop()
+
+    def _lock(self) -> asyncio.Lock:
+        """The start/stop lock of the running loop (an app may start again in a new loop, as tests do)."""
+        loop = asyncio.get_running_loop()
+        if self._start_lock is None or self._start_lock[0] is not loop:
+            self._start_lock = (loop, asyncio.Lock())
+        return self._start_lock[1]
 
     def run(self, *, log_level: str = "info", graceful_timeout: int = 30) -> None:
         """Serve every listener in this process until interrupted; in-flight handlers finish first."""

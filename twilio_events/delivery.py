@@ -110,7 +110,7 @@ class WorkerPool:
         self._consumer = consumer
         self._visibility_timeout = visibility_timeout
         self._poll_interval = poll_interval
-        self._wake = asyncio.Event()
+        self._wake: asyncio.Event | None = None
         self._stopping = False
         self._fetcher: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
@@ -123,11 +123,13 @@ class WorkerPool:
     def start(self) -> None:
         """Start taking events on the running loop."""
         self._stopping = False
-        self._fetcher = asyncio.create_task(self._fetch())
+        self._wake = asyncio.Event()  # made here: it belongs to the loop the workers run on
+        self._fetcher = asyncio.create_task(self._fetch(self._wake))
 
     def notify(self) -> None:
         """An event was just queued, or a slot freed: look for work now rather than at the next poll."""
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
 
     async def stop(self, grace: float) -> None:
         """Stop taking events; let running handlers finish within `grace` s, then cancel them."""
@@ -150,9 +152,10 @@ class WorkerPool:
                     grace,
                 )
 
-    async def _fetch(self) -> None:
+    async def _fetch(self, wake: asyncio.Event) -> None:
         while not self._stopping:
             free = self._size - len(self._running)
+            wake.clear()  # before claiming: a notify() during the claim must not be lost
             events: list[StoredEvent] = []
             if free > 0:
                 try:
@@ -161,18 +164,21 @@ class WorkerPool:
                     logger.error("workers cannot reach the store: %s", exc)
                     await asyncio.sleep(1.0)
                     continue
+                except Exception as exc:  # never let the workers die quietly: log, pause, go on
+                    logger.error("workers could not take events from the store", exc_info=exc)
+                    await asyncio.sleep(1.0)
+                    continue
             for event in events:
                 task = asyncio.create_task(self._run(event))
                 self._running.add(task)
                 task.add_done_callback(self._finished)
             if not events or len(events) == free:
                 # idle, or every slot busy: wait for a new event, a free slot, or the next poll
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                    await asyncio.wait_for(wake.wait(), self._poll_interval)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
-        self._wake.set()
+        self.notify()
         if not task.cancelled() and task.exception() is not None:
             logger.error("a worker failed unexpectedly", exc_info=task.exception())

@@ -85,24 +85,23 @@ class Dispatcher:
         """Run the handler now and answer with its result; duplicates of a handled event are acknowledged."""
         while (earlier := self._inflight.get(key)) is not None:
             await asyncio.shield(earlier)  # a copy of this callback is running: wait for its outcome
+        # claimed before the first await, so that a copy arriving meanwhile waits for this one
+        done = self._inflight[key] = asyncio.get_running_loop().create_future()
         try:
             if await self.store.is_handled(key):
                 logger.info(
                     "[%s] duplicate %s callback %s: acknowledged, not run again", listener, channel.name, key
                 )
                 return acknowledge()
-            done = asyncio.get_running_loop().create_future()
-            self._inflight[key] = done
-            try:
-                response = await self._handle(channel, params, key, listener, reply=True)
-                await self.store.mark_handled(key, self.settings.dedupe_window)
-            finally:
-                del self._inflight[key]
-                done.set_result(None)
+            response = await self._handle(channel, params, key, listener, reply=True)
+            await self.store.mark_handled(key, self.settings.dedupe_window)
         except HandlerFailed as failure:
             return await self._failed_response(failure, channel, listener)
         except StoreUnavailable as exc:
             return _store_down(exc, listener)
+        finally:
+            del self._inflight[key]
+            done.set_result(None)
         return response
 
     async def accept(self, channel: Channel[Any, Any], params: Params, key: str, listener: str) -> Response:
@@ -142,6 +141,8 @@ class Dispatcher:
             await store.complete(stored, self.settings.dedupe_window)
         except StoreUnavailable as exc:
             logger.error("store unavailable while finishing %s (it runs again later): %s", stored.key, exc)
+        except Exception as exc:  # the store refused this one event: it stays held and runs again later
+            logger.error("could not record the outcome of %s (it runs again later)", stored.key, exc_info=exc)
 
     async def health(self) -> Response:
         """Liveness, and in durable mode the queue's depth, dead letters and whether the store answers."""
@@ -150,7 +151,8 @@ class Dispatcher:
             await self.store.ping()
             stats = await self.store.stats()
         except StoreUnavailable as exc:
-            body.update(status="unavailable", store=str(exc))
+            logger.error("health check: the store is unavailable: %s", exc)  # details stay in the log
+            body.update(status="unavailable", store="unavailable")
             return JSONResponse(body, status_code=503)
         body.update(store="ok", queued=stats.queued, running=stats.running, dead_letters=stats.dead)
         return JSONResponse(body)
@@ -280,10 +282,12 @@ def _sid(channel: str, params: Params) -> str:
 
 
 def _int_or_none(value: str | None) -> int | None:
+    """A SequenceNumber as a number a store can keep (up to 2**63 - 1), else None."""
     try:
-        return int(value) if value is not None else None
+        number = int(value) if value is not None else None
     except ValueError:
         return None
+    return number if number is not None and 0 <= number < 2**63 else None
 
 
 def _store_down(exc: StoreUnavailable, listener: str) -> Response:

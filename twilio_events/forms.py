@@ -39,7 +39,8 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """The whole body; 413 as soon as it is known to exceed `limit` bytes, reading no further."""
     declared = header(scope, b"content-length")
     if declared is not None:
-        if not (declared.isascii() and declared.isdigit()):  # isdigit() alone accepts "²"
+        # isdigit() alone accepts "²"; and int() refuses more than 4,300 digits
+        if not (declared.isascii() and declared.isdigit() and len(declared) <= 20):
             raise Rejected(400, f"Bad Request: invalid Content-Length {declared!r}")
         if int(declared) > limit:
             raise _too_large(limit)

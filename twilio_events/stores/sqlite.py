@@ -187,7 +187,7 @@ class SqliteStore:
     def _commit(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> None:
         try:
             conn.execute("BEGIN IMMEDIATE")
-            results = [job.work(conn) for job in batch]
+            results = [_isolated(conn, job) for job in batch]
             if time.monotonic() - self._purged_at > PURGE_EVERY:
                 _purge_expired(conn)
                 self._purged_at = time.monotonic()
@@ -196,16 +196,32 @@ class SqliteStore:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            error = self._unavailable(exc) if isinstance(exc, sqlite3.Error) else exc
+            failure = self._unavailable(exc) if isinstance(exc, sqlite3.Error) else exc
             for job in batch:
-                job.settle(None, error)
+                job.settle(None, failure)
             return
         self.commits += 1
-        for job, result in zip(batch, results, strict=True):
-            job.settle(result, None)
+        for job, (result, error) in zip(batch, results, strict=True):
+            job.settle(result, error)
 
     def _unavailable(self, exc: sqlite3.Error) -> StoreUnavailable:
         return StoreUnavailable(f"SQLite store {self.path!r}: {exc}")
+
+
+def _isolated(conn: sqlite3.Connection, job: _Job[T]) -> tuple[T | None, Exception | None]:
+    """Run one job inside the shared transaction; a job that fails for its own reasons (not SQLite's)
+    is rolled back alone and fails alone, instead of failing every job committed with it."""
+    conn.execute("SAVEPOINT job")
+    try:
+        result = job.work(conn)
+    except sqlite3.Error:
+        raise  # the database itself failed: the whole transaction goes
+    except Exception as exc:
+        conn.execute("ROLLBACK TO job")
+        conn.execute("RELEASE job")
+        return None, exc
+    conn.execute("RELEASE job")
+    return result, None
 
 
 @dataclass(slots=True)
