@@ -65,7 +65,7 @@ class TwilioEvents:
         ordering: Literal["monotonic"] | None = None,
         max_attempts: int = 5,
         retry_delay: float = 1.0,
-        workers: int = 16,
+        workers: int = 64,
         dedupe_window: float | timedelta = timedelta(hours=24),
         visibility_timeout: float = 300.0,
         shutdown_grace: float = 30.0,
