@@ -315,7 +315,6 @@ MAKE_RUN = ["make", "--no-print-directory", "-o", ".venv/.installed-stamp", "run
 """`make run` without re-running the install step (`-o`: treat the venv stamp as up to date)."""
 
 HAVE_CURL = shutil.which("curl") is not None
-needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
 
 def make_run(
@@ -331,7 +330,6 @@ def assert_handled_ringing(example: Example, curl: list[str]) -> None:
     example.wait_for_output(f"{form['CallSid']} +14155550100 -> +14155550199: ringing\n")
 
 
-@needs_make
 def test_make_run_without_a_token_starts_for_local_use(tmp_path: Path) -> None:
     with make_run(tmp_path) as example:
         example.wait_for_output("receiving Twilio callbacks")
@@ -354,7 +352,6 @@ def test_make_run_without_a_token_starts_for_local_use(tmp_path: Path) -> None:
         example.wait_for_output(": completed after 42 s\n")
 
 
-@needs_make
 @pytest.mark.parametrize("account_sid", [None, ACCOUNT_SID])
 def test_make_run_with_a_token_prints_a_signed_curl_line(tmp_path: Path, account_sid: str | None) -> None:
     env = {"TWILIO_AUTH_TOKEN": TOKEN} | ({"TWILIO_ACCOUNT_SID": account_sid} if account_sid else {})
