@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from twilio_events import CallEvent, CallStatus, HandlerAlreadyRegistered, SmsEvent, SmsStatus, TwilioEvents
-from twilio_events.channels import CallChannel, Handler, SmsChannel
+from twilio_events.channels import CallChannel, Handler, SmsChannel, _StatusDecorator, _WebhookDecorator
 
 
 def run(awaitable: Awaitable[Any]) -> Any:
@@ -50,11 +50,17 @@ def test_every_status_has_a_decorator_registering_it(
 
 
 def test_there_are_no_other_status_decorators() -> None:
-    call = {name for name in vars(CallChannel) if name.startswith("on_")}
+    call = {name for name, value in vars(CallChannel).items() if isinstance(value, _StatusDecorator)}
     sms = {name for name in vars(SmsChannel) if name.startswith("on_")}
 
     assert call == {_decorator_name(s) for s in CallStatus}
     assert sms == {_decorator_name(s) for s in SmsStatus}
+
+
+def test_the_call_channel_has_one_decorator_per_voice_webhook() -> None:
+    webhooks = {name for name, value in vars(CallChannel).items() if isinstance(value, _WebhookDecorator)}
+
+    assert webhooks == {"on_incoming", "on_gather", "on_dial_action", "on_record_action", "on_pay_action"}
 
 
 def test_decorators_are_documented_on_the_class() -> None:

@@ -1,4 +1,4 @@
-"""The delivery rules as plain functions: idempotency keys, lifecycle positions, back-off."""
+"""The delivery rules as plain functions: lifecycle positions, back-off."""
 
 from __future__ import annotations
 
@@ -7,38 +7,12 @@ import itertools
 import pytest
 
 from twilio_events import CallStatus, SmsStatus
-from twilio_events.delivery import RetryPolicy, idempotency_key, is_regression, status_mark
+from twilio_events.delivery import RetryPolicy, is_regression, status_mark
 from twilio_events.events import Params
-from twilio_events.testing import call_payload, inbound_sms_payload, sms_payload
 
 
 def params_of(payload: dict[str, str]) -> Params:
     return Params(list(payload.items()))
-
-
-def test_twilio_idempotency_token_is_the_key_when_sent() -> None:
-    params = params_of(call_payload("ringing"))
-
-    assert idempotency_key("call", params, "tok-1") == "token:tok-1"
-    assert idempotency_key("call", params, "tok-1") != idempotency_key("call", params, "tok-2")
-
-
-def test_without_a_token_the_key_is_channel_sid_status_and_sequence() -> None:
-    ringing = params_of(call_payload("ringing", CallSid="CA1", SequenceNumber="1"))
-    again = params_of(call_payload("ringing", CallSid="CA1", SequenceNumber="1", Timestamp="other"))
-    later = params_of(call_payload("ringing", CallSid="CA1", SequenceNumber="2"))
-
-    assert idempotency_key("call", ringing, None) == "call:CA1:ringing:1"
-    assert idempotency_key("call", again, None) == idempotency_key("call", ringing, None)
-    assert idempotency_key("call", later, None) != idempotency_key("call", ringing, None)
-
-
-def test_message_keys_use_message_status_and_sid() -> None:
-    sent = params_of(sms_payload("sent", MessageSid="SM1", SmsSid="SM1"))
-    inbound = params_of(inbound_sms_payload("hi", MessageSid="SM2", SmsSid="SM2"))
-
-    assert idempotency_key("sms", sent, None) == "sms:SM1:sent:"
-    assert idempotency_key("sms", inbound, None) == "sms:SM2:received:"
 
 
 CALL_LIFECYCLE = [CallStatus.QUEUED, CallStatus.INITIATED, CallStatus.RINGING, CallStatus.IN_PROGRESS]

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .channels import CallChannel, Channel, Handler, SmsChannel
-from .delivery import IDEMPOTENCY_HEADER, RetryPolicy, idempotency_key
-from .dispatch import DeliverySettings, Dispatcher, is_inbound_message
+from .channels import CallChannel, Handler, SmsChannel
+from .delivery import RetryPolicy
+from .dispatch import DeliverySettings, Dispatcher
 from .events import Params
 from .forms import ClientDisconnected, Rejected, check_content_type, parse_form, read_body
+from .kinds import IDEMPOTENCY_HEADER, Recognised, RequestKind, Unrecognised, recognise
 from .listener import LISTENER_SCOPE_KEY, Listener
 from .responses import refuse
 from .security import SIGNATURE_HEADER, SignatureValidator, callback_url, header
@@ -290,11 +291,11 @@ class TwilioEvents:
             self._check_signature(scope, params, signature or "")
         if self.account_sid and params.get("AccountSid") != self.account_sid:
             raise Rejected(403, "Forbidden: this callback is for another Twilio account (AccountSid)")
-        channel = self._channel_for(params)
-        key = idempotency_key(channel.name, params, header(scope, IDEMPOTENCY_HEADER))
-        if self.delivery == "durable" and not is_inbound_message(params):
-            return await self._dispatcher.accept(channel, params, key, _listener(scope))
-        return await self._dispatcher.inline(channel, params, key, _listener(scope))
+        callback = self._recognise(params, header(scope, IDEMPOTENCY_HEADER))
+        channel = self.call if callback.channel == "call" else self.sms
+        if self.delivery == "durable" and callback.key is not None:
+            return await self._dispatcher.accept(channel, callback, params, _listener(scope))
+        return await self._dispatcher.inline(channel, callback, params, _listener(scope))
 
     def _check_signature(self, scope: Scope, params: Params, signature: str) -> None:
         url = callback_url(scope, self.public_url, self.trust_forwarded_headers)
@@ -313,16 +314,29 @@ class TwilioEvents:
                 "(wrong auth token, or the service does not know its public URL)",
             )
 
-    def _channel_for(self, params: Params) -> Channel[Any, Any]:
-        if params.get("CallStatus"):
-            return self.call
-        if params.get("MessageStatus") or params.get("SmsStatus"):
-            return self.sms
-        raise Rejected(
-            400,
-            "Bad Request: no status field; a Twilio callback carries CallStatus (calls) "
-            "or MessageStatus / SmsStatus (messages)",
-        )
+    def _recognise(self, params: Params, token: str | None) -> Recognised:
+        """What kind of request this is; 400 for a form no channel receives."""
+        try:
+            callback = recognise(params, token)
+        except Unrecognised as exc:
+            raise Rejected(400, str(exc)) from None
+        if callback.kind in _NO_CHANNEL_YET:
+            raise Rejected(
+                400,
+                f"Bad Request: this is {callback.kind.description}, which twilio_events does not "
+                "receive; point that callback URL elsewhere (it never reaches call status handlers)",
+            )
+        return callback
+
+
+_NO_CHANNEL_YET = frozenset(
+    {
+        RequestKind.TRANSCRIPTION,
+        RequestKind.RECORDING_STATUS,
+        RequestKind.CONFERENCE_STATUS,
+        RequestKind.AMD,
+    }
+)
 
 
 def _route_path(scope: Scope) -> str:

@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar, overload
 from starlette.concurrency import run_in_threadpool
 
 from .events import CallEvent, CallStatus, SmsEvent, SmsStatus
+from .kinds import RequestKind
 
 EventT = TypeVar("EventT", CallEvent, SmsEvent)
 StatusT = TypeVar("StatusT", CallStatus, SmsStatus)
@@ -82,10 +83,13 @@ class Channel(Generic[EventT, StatusT]):
         self._add(ANY, function)
         return function
 
-    def handler_for(self, status: str) -> Handler | None:
-        """The handler for `status`, else the `on_any` fallback, else None."""
+    def handler_for(self, route: str) -> Handler | None:
+        """The handler for a status (else the `on_any` fallback) or a webhook route, else None."""
         handlers = self._handlers
-        return handlers.get(status) or handlers.get(ANY)
+        handler = handlers.get(route)
+        if handler is None and route not in _WEBHOOK_ROUTES:  # on_any answers statuses, never TwiML asks
+            handler = handlers.get(ANY)
+        return handler
 
     @property
     def handlers(self) -> dict[str, Handler]:
@@ -97,12 +101,44 @@ class Channel(Generic[EventT, StatusT]):
             raise TypeError(f"a handler must be callable, got {function!r}")
         existing = self._handlers.get(key)
         if existing is not None:
-            label = "on_any" if key == ANY else f"status {key!r}"
+            label = "on_any" if key == ANY else f"{'' if key in _WEBHOOK_ROUTES else 'status '}{key!r}"
             raise HandlerAlreadyRegistered(
                 f"app.{self.name} already has a handler for {label}: {existing.name}; "
                 f"cannot also register {Handler.wrap(function).name}"
             )
         self._handlers[key] = Handler.wrap(function)
+
+
+class _WebhookDecorator:
+    """`channel.on_incoming`, `on_gather`, ...: registers the handler of one kind of voice webhook."""
+
+    def __init__(self, kind: RequestKind) -> None:
+        self.kind = kind
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.__doc__ = f"Register the decorated function for {self.kind.description}; it returns TwiML."
+        WEBHOOK_DECORATORS[self.kind] = name
+        _WEBHOOK_ROUTES.add(self.kind.value)
+
+    @overload
+    def __get__(self, channel: None, owner: type) -> _WebhookDecorator: ...
+    @overload
+    def __get__(self, channel: Channel[Any, Any], owner: type) -> Callable[[F], F]: ...
+    def __get__(self, channel: Channel[Any, Any] | None, owner: type) -> _WebhookDecorator | Callable[[F], F]:
+        if channel is None:
+            return self
+        route = self.kind.value
+
+        def register(function: F) -> F:
+            channel._add(route, function)
+            return function
+
+        return register
+
+
+WEBHOOK_DECORATORS: dict[RequestKind, str] = {}
+"""Each voice webhook kind -> the name of the decorator that registers its handler."""
+_WEBHOOK_ROUTES: set[str] = set()
 
 
 class _StatusDecorator:
@@ -125,7 +161,7 @@ class _StatusDecorator:
 
 
 class CallChannel(Channel[CallEvent, CallStatus]):
-    """Call status callbacks, one decorator per `CallStatus`."""
+    """Call status callbacks, one decorator per `CallStatus`, and the voice webhooks that answer TwiML."""
 
     on_queued = _StatusDecorator(CallStatus.QUEUED)
     on_initiated = _StatusDecorator(CallStatus.INITIATED)
@@ -136,6 +172,12 @@ class CallChannel(Channel[CallEvent, CallStatus]):
     on_failed = _StatusDecorator(CallStatus.FAILED)
     on_no_answer = _StatusDecorator(CallStatus.NO_ANSWER)
     on_canceled = _StatusDecorator(CallStatus.CANCELED)
+
+    on_incoming = _WebhookDecorator(RequestKind.INCOMING_CALL)
+    on_gather = _WebhookDecorator(RequestKind.GATHER)
+    on_dial_action = _WebhookDecorator(RequestKind.DIAL_ACTION)
+    on_record_action = _WebhookDecorator(RequestKind.RECORD_ACTION)
+    on_pay_action = _WebhookDecorator(RequestKind.PAY_ACTION)
 
     def __init__(self) -> None:
         super().__init__("call", CallStatus)

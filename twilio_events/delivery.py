@@ -1,4 +1,4 @@
-"""Delivery rules: idempotency keys, Twilio's lifecycles for ordering, retry back-off, and the workers."""
+"""Delivery rules: Twilio's lifecycles for ordering, retry back-off, and the workers."""
 
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from .events import CallStatus, Params, SmsStatus
+from .events import CallStatus, SmsStatus
 from .stores.base import StatusMark, Store, StoredEvent, StoreUnavailable
 
 logger = logging.getLogger("twilio_events")
-
-IDEMPOTENCY_HEADER = b"i-twilio-idempotency-token"
 
 # Where each status stands in Twilio's documented lifecycles; a higher rank comes later.
 _CALL_RANKS: dict[str, int] = {
@@ -37,18 +35,6 @@ _SMS_RANKS: dict[str, int] = {
     SmsStatus.READ: 5,
 }
 _SMS_FINAL_RANK = 6  # failed, undelivered, canceled, received; read is final too
-
-
-def idempotency_key(channel: str, params: Params, token: str | None) -> str:
-    """Twilio's idempotency token when sent, else channel, SID, status and SequenceNumber."""
-    if token:
-        return f"token:{token}"
-    if channel == "call":
-        sid, status = params.get("CallSid", ""), params.get("CallStatus", "")
-    else:
-        sid = params.get("MessageSid") or params.get("SmsSid") or ""
-        status = params.get("MessageStatus") or params.get("SmsStatus") or ""
-    return f"{channel}:{sid}:{status}:{params.get('SequenceNumber', '')}"
 
 
 def status_mark(channel: str, status: str, sequence: int | None) -> StatusMark | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,9 +12,10 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from .channels import Channel, Handler
+from .channels import WEBHOOK_DECORATORS, Channel, Handler
 from .delivery import RetryPolicy, WorkerPool, is_regression, status_mark
 from .events import CallEvent, Params, SmsEvent
+from .kinds import Recognised, recognise
 from .responses import acknowledge, handler_response, refuse
 from .stores.base import Store, StoredEvent, StoreUnavailable
 
@@ -81,8 +83,22 @@ class Dispatcher:
             await self._workers.stop(self.settings.shutdown_grace)
         await self.store.close()
 
-    async def inline(self, channel: Channel[Any, Any], params: Params, key: str, listener: str) -> Response:
-        """Run the handler now and answer with its result; duplicates of a handled event are acknowledged."""
+    async def inline(
+        self, channel: Channel[Any, Any], callback: Recognised, params: Params, listener: str
+    ) -> Response:
+        """Run the handler now and answer with its result; duplicates of a handled event are acknowledged.
+
+        A request whose answer Twilio executes has no key: it runs every time, since Twilio only sends it
+        again when it did not get the TwiML, and an empty answer would end the call.
+        """
+        key = callback.key
+        if key is None:
+            try:
+                return await self._handle(channel, callback, params, listener, reply=True)
+            except HandlerFailed as failure:
+                return await self._failed_response(failure, channel, listener)
+            except StoreUnavailable as exc:
+                return _store_down(exc, listener)
         while (earlier := self._inflight.get(key)) is not None:
             await asyncio.shield(earlier)  # a copy of this callback is running: wait for its outcome
         # claimed before the first await, so that a copy arriving meanwhile waits for this one
@@ -93,7 +109,7 @@ class Dispatcher:
                     "[%s] duplicate %s callback %s: acknowledged, not run again", listener, channel.name, key
                 )
                 return acknowledge()
-            response = await self._handle(channel, params, key, listener, reply=True)
+            response = await self._handle(channel, callback, params, listener, reply=True)
             await self.store.mark_handled(key, self.settings.dedupe_window)
         except HandlerFailed as failure:
             return await self._failed_response(failure, channel, listener)
@@ -104,8 +120,12 @@ class Dispatcher:
             done.set_result(None)
         return response
 
-    async def accept(self, channel: Channel[Any, Any], params: Params, key: str, listener: str) -> Response:
+    async def accept(
+        self, channel: Channel[Any, Any], callback: Recognised, params: Params, listener: str
+    ) -> Response:
         """Commit the event to the store and acknowledge at once; the workers run it."""
+        key = callback.key
+        assert key is not None, "a request whose answer Twilio executes is never queued"
         try:
             added = await self.store.enqueue(
                 key, channel.name, params.multi_items(), self.settings.dedupe_window
@@ -125,9 +145,9 @@ class Dispatcher:
         try:
             try:
                 channel = self.channels[stored.channel]
-                await self._handle(
-                    channel, Params.from_pairs(stored.params), stored.key, "worker", reply=False
-                )
+                params = Params.from_pairs(stored.params)
+                callback = dataclasses.replace(recognise(params), key=stored.key)
+                await self._handle(channel, callback, params, "worker", reply=False)
             except HandlerFailed as failure:
                 await self._report(failure, channel, "worker")
                 await self._retry_or_bury(stored, failure.error)
@@ -158,19 +178,18 @@ class Dispatcher:
         return JSONResponse(body)
 
     async def _handle(
-        self, channel: Channel[Any, Any], params: Params, key: str, listener: str, *, reply: bool
+        self, channel: Channel[Any, Any], callback: Recognised, params: Params, listener: str, *, reply: bool
     ) -> Response:
         """Ordering check, event, handler, status mark: the response to send when `reply`.
 
         Raises HandlerFailed when the handler raises, or (with `reply`) returns what is not a response.
         """
-        sid = _sid(channel.name, params)
-        if self.settings.ordering == "monotonic" and sid:
+        if self.settings.ordering == "monotonic" and callback.sid and callback.is_status:
             # One event per SID at a time (workers, concurrent requests), or two could both pass the
             # check against the same previous status and run out of order.
-            async with self._one_at_a_time(sid):
-                return await self._check_and_run(channel, params, key, listener, sid, reply=reply)
-        return await self._check_and_run(channel, params, key, listener, sid, reply=reply)
+            async with self._one_at_a_time(callback.sid):
+                return await self._check_and_run(channel, callback, params, listener, reply=reply)
+        return await self._check_and_run(channel, callback, params, listener, reply=reply)
 
     @contextlib.asynccontextmanager
     async def _one_at_a_time(self, sid: str) -> AsyncIterator[None]:
@@ -186,11 +205,15 @@ class Dispatcher:
                 del self._sid_locks[sid]
 
     async def _check_and_run(
-        self, channel: Channel[Any, Any], params: Params, key: str, listener: str, sid: str, *, reply: bool
+        self, channel: Channel[Any, Any], callback: Recognised, params: Params, listener: str, *, reply: bool
     ) -> Response:
         event_type = CallEvent if channel.name == "call" else SmsEvent
-        status = _status(channel.name, params)
-        mark = status_mark(channel.name, status, _int_or_none(params.get("SequenceNumber")))
+        sid, status = callback.sid, callback.status
+        mark = (
+            status_mark(channel.name, status, _int_or_none(params.get("SequenceNumber")))
+            if callback.is_status
+            else None
+        )
         previous = await self.store.last_status(sid) if sid else None
         if self.settings.ordering == "monotonic" and is_regression(previous, mark):
             assert previous is not None
@@ -204,12 +227,15 @@ class Dispatcher:
             )
             return acknowledge()
         event = event_type.from_params(
-            params, previous_status=previous.status if previous else None, idempotency_key=key
+            params,
+            previous_status=previous.status if previous else None,
+            idempotency_key=callback.event_key,
+            kind=callback.kind,
         )
-        handler = channel.handler_for(event.status)
+        handler = channel.handler_for(callback.route)
         response = acknowledge()
         if handler is None:
-            logger.debug("[%s] no %s handler for %r (%s): acknowledged", listener, channel.name, status, sid)
+            _log_unhandled(callback, channel.name, listener)
         else:
             try:
                 result = await handler.call(event)
@@ -217,7 +243,7 @@ class Dispatcher:
                     response = handler_response(result)
             except Exception as exc:
                 raise HandlerFailed(handler, event, exc) from exc
-            logger.info("[%s] %s %s %s -> %s()", listener, channel.name, status, sid, handler.name)
+            logger.info("[%s] %s %s %s -> %s()", listener, channel.name, callback.label, sid, handler.name)
         if sid and mark is not None:
             await self.store.advance_status(sid, mark, self.settings.dedupe_window)
         return response
@@ -269,18 +295,6 @@ class Dispatcher:
         )
 
 
-def _status(channel: str, params: Params) -> str:
-    if channel == "call":
-        return str(params.get("CallStatus", ""))
-    return str(params.get("MessageStatus") or params.get("SmsStatus") or "")
-
-
-def _sid(channel: str, params: Params) -> str:
-    if channel == "call":
-        return str(params.get("CallSid", ""))
-    return str(params.get("MessageSid") or params.get("SmsSid") or "")
-
-
 def _int_or_none(value: str | None) -> int | None:
     """A SequenceNumber as a number a store can keep (up to 2**63 - 1), else None."""
     try:
@@ -295,6 +309,19 @@ def _store_down(exc: StoreUnavailable, listener: str) -> Response:
     return refuse(503, "Service Unavailable: the callback could not be stored; try again later")
 
 
-def is_inbound_message(params: Params) -> bool:
-    """An incoming message ("a message comes in"): its TwiML reply must be in the response."""
-    return "MessageStatus" not in params and params.get("SmsStatus") == "received"
+def _log_unhandled(callback: Recognised, channel: str, listener: str) -> None:
+    decorator = WEBHOOK_DECORATORS.get(callback.kind)
+    if decorator is not None:
+        logger.warning(
+            "[%s] %s for %s has no handler (@app.%s.%s): answered with an empty <Response/>, "
+            "so Twilio ends the call",
+            listener,
+            callback.kind.description,
+            callback.sid,
+            channel,
+            decorator,
+        )
+    else:
+        logger.debug(
+            "[%s] no %s handler for %r (%s): acknowledged", listener, channel, callback.label, callback.sid
+        )

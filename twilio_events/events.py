@@ -11,6 +11,8 @@ from typing import Any, ClassVar, NamedTuple, Self, TypeVar
 
 from starlette.datastructures import ImmutableMultiDict
 
+from .kinds import RequestKind
+
 
 class Params(ImmutableMultiDict[str, str]):
     """Every form parameter exactly as received: `get`/`[]` give the first value, `getlist` all."""
@@ -211,6 +213,8 @@ class _Event:
     """The status last handled for this SID (None for the first), whatever the ordering mode."""
     idempotency_key: str | None = None
     """The key duplicates of this callback share: use it to make a handler's side effects idempotent."""
+    kind: RequestKind | None = None
+    """What kind of Twilio request this is (status callback, incoming call, `<Gather>` action, ...)."""
 
     _specs: ClassVar[dict[str, _Spec]] = {}
 
@@ -239,7 +243,7 @@ class _Event:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CallEvent(_Event):
-    """A voice status callback (or a "call comes in" webhook) from Twilio."""
+    """A voice status callback, voice webhook or `<Gather>`/`<Dial>`/`<Record>`/`<Pay>` action from Twilio."""
 
     status: CallStatus | str = ""
     call_sid: str = _required("CallSid")
@@ -261,6 +265,21 @@ class CallEvent(_Event):
     recording_duration: int | None = param("RecordingDuration", _int)
     answered_by: str | None = param("AnsweredBy")
     machine_detection_duration: int | None = param("MachineDetectionDuration", _int)
+    digits: str | None = param("Digits")
+    finished_on_key: str | None = param("FinishedOnKey")
+    speech_result: str | None = param("SpeechResult")
+    confidence: float | None = param("Confidence", _float)
+    dial_call_status: str | None = param("DialCallStatus")
+    dial_call_sid: str | None = param("DialCallSid")
+    dial_call_duration: int | None = param("DialCallDuration", _int)
+    dial_bridged: bool | None = param("DialBridged", _bool)
+    payment_result: str | None = param("Result")
+    payment_token: str | None = param("PaymentToken")
+    payment_confirmation_code: str | None = param("PaymentConfirmationCode")
+    payment_card_number: str | None = param("PaymentCardNumber")
+    payment_card_type: str | None = param("PaymentCardType")
+    payment_error: str | None = param("PaymentError")
+    profile_id: str | None = param("ProfileId")
     stir_verstat: str | None = param("StirVerstat")
     stir_status: str | None = param("StirStatus")
     caller_city: str | None = param("CallerCity")

@@ -160,9 +160,9 @@ def _sample_callback(app: TwilioEvents) -> tuple[dict[str, str], list[str], str]
         )
     status = "ringing"
     if calls and status not in calls and ANY not in calls:
-        status = next(s.value for s in app.call.status_type if s.value in calls)
+        status = next((s.value for s in app.call.status_type if s.value in calls), status)
     return (
-        {"CallSid": "CA*", "CallStatus": status},
+        {"CallSid": "CA*", "CallStatus": status, "CallbackSource": "call-progress-events"},
         ["call", "--lifecycle"],
         f"one {status} callback, then a whole call (initiated to completed)",
     )

@@ -12,17 +12,28 @@ from typing import Any
 import httpx2 as httpx
 from starlette.testclient import TestClient
 
+from .kinds import IDEMPOTENCY_HEADER
 from .payloads import (
     API_VERSION,
     CALLEE,
     CALLER,
     TEST_ACCOUNT_SID,
     Payload,
+    amd_payload,
     call_payload,
+    conference_payload,
+    dial_action_payload,
+    gather_payload,
     inbound_sms_payload,
+    incoming_call_payload,
+    new_idempotency_token,
     new_sid,
+    pay_action_payload,
+    record_action_payload,
+    recording_status_payload,
     sign,
     sms_payload,
+    transcription_payload,
 )
 
 __all__ = [
@@ -32,21 +43,44 @@ __all__ = [
     "TEST_ACCOUNT_SID",
     "Payload",
     "TwilioTestClient",
+    "amd_payload",
     "call_payload",
+    "conference_payload",
+    "dial_action_payload",
+    "gather_payload",
     "inbound_sms_payload",
+    "incoming_call_payload",
+    "new_idempotency_token",
     "new_sid",
+    "pay_action_payload",
+    "record_action_payload",
+    "recording_status_payload",
     "sign",
     "sms_payload",
+    "transcription_payload",
 ]
+
+_TOKEN_HEADER = IDEMPOTENCY_HEADER.decode()
 
 
 class TwilioTestClient(TestClient):
-    """A Starlette TestClient for a `TwilioEvents` app whose `callback()` signs like Twilio."""
+    """A Starlette TestClient for a `TwilioEvents` app whose `callback()` sends what Twilio sends.
+
+    Each callback carries a signature and a fresh `I-Twilio-Idempotency-Token`; `redeliver()` sends one
+    again exactly as Twilio retries it. `idempotency_tokens=False` leaves the header out.
+    """
 
     def __init__(
-        self, app: Any, *, auth_token: str | None = None, base_url: str = "http://testserver", **kwargs: Any
+        self,
+        app: Any,
+        *,
+        auth_token: str | None = None,
+        base_url: str = "http://testserver",
+        idempotency_tokens: bool = True,
+        **kwargs: Any,
     ) -> None:
         super().__init__(app, base_url=base_url, **kwargs)
+        self.idempotency_tokens = idempotency_tokens
         self.auth_token: str = (
             auth_token
             or getattr(app, "auth_token", None)
@@ -61,11 +95,22 @@ class TwilioTestClient(TestClient):
         *,
         headers: Mapping[str, str] | None = None,
         signature: str | None = None,
+        idempotency_token: str | None = None,
     ) -> httpx.Response:
-        """POST `payload` to `path` form-encoded with the signature Twilio would send (or `signature`)."""
+        """POST `payload` to `path` form-encoded with the signature Twilio would send (or `signature`),
+        and a fresh idempotency token (or `idempotency_token`)."""
         # Signed as it goes on the wire: httpx percent-encodes what a URL cannot carry as typed.
         url = str(httpx.URL(str(self.base_url).rstrip("/") + path))
         all_headers = {"X-Twilio-Signature": signature or sign(url, payload, self.auth_token)}
+        if idempotency_token is not None or self.idempotency_tokens:
+            all_headers[_TOKEN_HEADER] = idempotency_token or new_idempotency_token()
         all_headers.update(headers or {})
         response: httpx.Response = self.post(url, data=dict(payload), headers=all_headers)
         return response
+
+    def redeliver(self, response: httpx.Response) -> httpx.Response:
+        """Send the request behind `response` again, body and headers unchanged, as Twilio's retry does."""
+        request = response.request
+        headers = {name: value for name, value in request.headers.items() if name.lower() != "content-length"}
+        again: httpx.Response = self.post(str(request.url), content=request.content, headers=headers)
+        return again

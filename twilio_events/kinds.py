@@ -1,0 +1,204 @@
+"""What kind of Twilio request a form is, and the key that identifies one callback of that kind; no I/O.
+
+Several kinds of Twilio request carry `CallStatus` (status callbacks, the voice webhook, every `<Gather>`,
+`<Dial>`, `<Record>` and `<Pay>` action, transcriptions), so a request is recognised by the fields Twilio
+documents for each kind, most specific first, never by its status alone.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+IDEMPOTENCY_HEADER = b"i-twilio-idempotency-token"
+"""The header Twilio sends with the same value on every retry of one request."""
+
+
+class RequestKind(enum.StrEnum):
+    """The kinds of request Twilio sends about a call or a message."""
+
+    CALL_STATUS = "call-status"
+    INCOMING_CALL = "incoming-call"
+    GATHER = "gather"
+    DIAL_ACTION = "dial-action"
+    RECORD_ACTION = "record-action"
+    PAY_ACTION = "pay-action"
+    TRANSCRIPTION = "transcription"
+    RECORDING_STATUS = "recording-status"
+    CONFERENCE_STATUS = "conference-status"
+    AMD = "amd"
+    MESSAGE_STATUS = "message-status"
+    INCOMING_MESSAGE = "incoming-message"
+
+    @property
+    def answered(self) -> bool:
+        """True when Twilio executes the answer (TwiML), so the handler must run before it is sent."""
+        return self in _ANSWERED
+
+    @property
+    def description(self) -> str:
+        """The kind in words, for logs and refusals."""
+        return _DESCRIPTIONS[self]
+
+
+_ANSWERED = frozenset(
+    {
+        RequestKind.INCOMING_CALL,
+        RequestKind.GATHER,
+        RequestKind.DIAL_ACTION,
+        RequestKind.RECORD_ACTION,
+        RequestKind.PAY_ACTION,
+        RequestKind.INCOMING_MESSAGE,
+    }
+)
+
+_DESCRIPTIONS = {
+    RequestKind.CALL_STATUS: "a call status callback",
+    RequestKind.INCOMING_CALL: "a voice webhook (a call comes in, or an outgoing call asks for its TwiML)",
+    RequestKind.GATHER: "a <Gather> action callback (Digits / SpeechResult)",
+    RequestKind.DIAL_ACTION: "a <Dial> action callback (DialCallStatus)",
+    RequestKind.RECORD_ACTION: "a <Record> action callback (RecordingUrl)",
+    RequestKind.PAY_ACTION: "a <Pay> action callback (Result and Payment* fields)",
+    RequestKind.TRANSCRIPTION: "a transcription callback (TranscriptionSid)",
+    RequestKind.RECORDING_STATUS: "a recording status callback (RecordingStatus)",
+    RequestKind.CONFERENCE_STATUS: "a conference status callback (ConferenceSid and StatusCallbackEvent)",
+    RequestKind.AMD: "an answering machine detection callback (AnsweredBy without CallStatus)",
+    RequestKind.MESSAGE_STATUS: "a message status callback",
+    RequestKind.INCOMING_MESSAGE: "an incoming message (SmsStatus=received without MessageStatus)",
+}
+
+_FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+"""The `CallStatus` values that end a call (`CallStatus.is_terminal`: repeated so events can import this)."""
+
+
+class Unrecognised(ValueError):
+    """The form is no Twilio request this framework knows; the message lists what it recognises."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recognised:
+    """One request, recognised: its kind, the channel and route of its handler, and its key."""
+
+    kind: RequestKind
+    channel: str
+    """"call" or "sms": the `app.<channel>` whose handlers receive it."""
+    sid: str
+    status: str
+    key: str | None
+    """The de-duplication key; None for requests whose answer Twilio executes (never de-duplicated)."""
+    token: str | None = None
+    """Twilio's `I-Twilio-Idempotency-Token`, when it sent one."""
+
+    @property
+    def route(self) -> str:
+        """What the channel looks the handler up by: the status for status callbacks, else the kind."""
+        if self.kind in (RequestKind.CALL_STATUS, RequestKind.MESSAGE_STATUS, RequestKind.INCOMING_MESSAGE):
+            return self.status
+        return self.kind.value
+
+    @property
+    def label(self) -> str:
+        """The status of a status callback or incoming message, else the kind, for logs."""
+        return self.status if self.route == self.status else self.kind.value
+
+    @property
+    def event_key(self) -> str | None:
+        """The `idempotency_key` its event carries: the key, or Twilio's token for an answered request."""
+        if self.key is None and self.token:
+            return f"token:{self.token}"
+        return self.key
+
+    @property
+    def is_status(self) -> bool:
+        """True for the status callbacks that ordering and status marks apply to."""
+        return self.kind in (RequestKind.CALL_STATUS, RequestKind.MESSAGE_STATUS)
+
+
+def recognise(params: Mapping[str, str], token: str | None = None) -> Recognised:
+    """Recognise a request from its form parameters (and its idempotency token, when Twilio sent one)."""
+    kind = request_kind(params)
+    if kind in (RequestKind.MESSAGE_STATUS, RequestKind.INCOMING_MESSAGE):
+        sid = params.get("MessageSid") or params.get("SmsSid") or ""
+        status = params.get("MessageStatus") or params.get("SmsStatus") or ""
+        channel = "sms"
+    else:
+        sid = params.get("CallSid", "")
+        status = params.get("CallStatus", "")
+        channel = "call"
+    key = None if kind.answered else dedupe_key(kind, params, token)
+    return Recognised(kind, channel, sid, status, key, token)
+
+
+def request_kind(params: Mapping[str, str]) -> RequestKind:
+    """The kind of request, from the fields Twilio documents for it; raises Unrecognised."""
+    if "TranscriptionSid" in params or "TranscriptionStatus" in params:
+        return RequestKind.TRANSCRIPTION
+    if "RecordingStatus" in params:
+        return RequestKind.RECORDING_STATUS
+    if "ConferenceSid" in params and "StatusCallbackEvent" in params:
+        return RequestKind.CONFERENCE_STATUS
+    call_status = params.get("CallStatus")
+    if call_status:
+        return _voice_kind(params, call_status)
+    if "AnsweredBy" in params and "CallSid" in params:
+        return RequestKind.AMD
+    if params.get("MessageStatus"):
+        return RequestKind.MESSAGE_STATUS
+    sms_status = params.get("SmsStatus")
+    if sms_status == "received":
+        return RequestKind.INCOMING_MESSAGE
+    if sms_status:
+        return RequestKind.MESSAGE_STATUS
+    raise Unrecognised(
+        "Bad Request: no status field this service recognises; Twilio's callbacks carry CallStatus "
+        "(call status callbacks, voice webhooks, <Gather>/<Dial>/<Record>/<Pay> actions), MessageStatus "
+        "or SmsStatus (message status callbacks, incoming messages), TranscriptionSid, RecordingStatus, "
+        "ConferenceSid with StatusCallbackEvent, or AnsweredBy (answering machine detection)"
+    )
+
+
+def _voice_kind(params: Mapping[str, str], call_status: str) -> RequestKind:
+    """A request with `CallStatus`: a status callback, an action, or the webhook asking for TwiML."""
+    if params.get("CallbackSource") or "SequenceNumber" in params:
+        return RequestKind.CALL_STATUS  # only status callbacks carry these
+    if "DialCallStatus" in params:
+        return RequestKind.DIAL_ACTION  # checked before RecordingUrl: <Dial record=...> sends both
+    if "RecordingUrl" in params:
+        return RequestKind.RECORD_ACTION  # checked before Digits: <Record> sends the key that ended it
+    if "Digits" in params or "SpeechResult" in params:
+        return RequestKind.GATHER
+    if "Result" in params and any(name.startswith("Payment") for name in params):
+        return RequestKind.PAY_ACTION
+    if call_status in _FINAL_CALL_STATUSES:
+        return RequestKind.CALL_STATUS  # Twilio asks no TwiML of a call that ended: an older status callback
+    return RequestKind.INCOMING_CALL
+
+
+def dedupe_key(kind: RequestKind, params: Mapping[str, str], token: str | None) -> str:
+    """The key every retry of one callback shares and no other callback has.
+
+    Twilio's idempotency token when sent; else the kind's prefix and every field that can differ between
+    two distinct callbacks of that kind.
+    """
+    if token:
+        return f"token:{token}"
+    get = params.get
+    if kind is RequestKind.CALL_STATUS:
+        return f"call:{get('CallSid', '')}:{get('CallStatus', '')}:{get('SequenceNumber', '')}"
+    if kind is RequestKind.MESSAGE_STATUS:
+        sid = get("MessageSid") or get("SmsSid") or ""
+        status = get("MessageStatus") or get("SmsStatus") or ""
+        return f"sms:{sid}:{status}:"
+    if kind is RequestKind.TRANSCRIPTION:
+        return f"transcription:{get('TranscriptionSid', '')}:{get('TranscriptionStatus', '')}"
+    if kind is RequestKind.RECORDING_STATUS:
+        return f"recording:{get('RecordingSid', '')}:{get('RecordingStatus', '')}"
+    if kind is RequestKind.CONFERENCE_STATUS:
+        return (
+            f"conference:{get('ConferenceSid', '')}:{get('StatusCallbackEvent', '')}:"
+            f"{get('CallSid', '')}:{get('SequenceNumber', '')}:{get('Timestamp', '')}"
+        )
+    if kind is RequestKind.AMD:
+        return f"amd:{get('CallSid', '')}:{get('AnsweredBy', '')}"
+    raise ValueError(f"{kind.description} is never de-duplicated: Twilio executes its answer")
