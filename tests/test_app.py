@@ -25,6 +25,7 @@ def test_the_public_api() -> None:
         "HandlerAlreadyRegistered",
         "Listener",
         "Media",
+        "RequestKind",
         "SmsEvent",
         "SmsStatus",
         "TwilioEvents",

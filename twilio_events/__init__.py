@@ -3,6 +3,7 @@
 from .app import ConfigurationError, TwilioEvents
 from .channels import HandlerAlreadyRegistered
 from .events import CallEvent, CallStatus, Media, Params, SmsEvent, SmsStatus
+from .kinds import RequestKind
 from .listener import Listener
 
 __version__ = "0.1.0"
@@ -15,6 +16,7 @@ __all__ = [
     "Listener",
     "Media",
     "Params",
+    "RequestKind",
     "SmsEvent",
     "SmsStatus",
     "TwilioEvents",
