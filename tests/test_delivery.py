@@ -590,7 +590,7 @@ def test_a_durable_app_started_again_in_a_new_event_loop_still_runs_its_handlers
             assert await app.store.enqueue(f"call:{sid}:completed:", "call", [
                 ("CallSid", sid), ("CallStatus", "completed")
             ], 60.0)  # fmt: skip
-            app._dispatcher._workers.notify()  # type: ignore[union-attr]
+            app._dispatcher._durable._workers.notify()  # type: ignore[union-attr]
             for _ in range(300):
                 if sid in handled:
                     return

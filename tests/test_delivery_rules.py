@@ -7,7 +7,8 @@ import itertools
 import pytest
 
 from twilio_events import CallStatus, SmsStatus
-from twilio_events.delivery import RetryPolicy, is_regression, status_mark
+from twilio_events.delivery.ordering import is_regression, status_mark
+from twilio_events.delivery.retry import RetryPolicy
 from twilio_events.events import Params
 
 

@@ -8,7 +8,8 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from twilio_events.events import Params
-from twilio_events.security import SignatureValidator, callback_url, header
+from twilio_events.http.request import header
+from twilio_events.security import SignatureValidator, callback_url
 from twilio_events.testing import sign
 
 VECTOR_TOKEN = "12345"

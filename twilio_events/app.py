@@ -6,23 +6,17 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .channels import CallChannel, Handler, SmsChannel
-from .delivery import RetryPolicy
-from .dispatch import DeliverySettings, Dispatcher
-from .events import Params
-from .forms import ClientDisconnected, Rejected, check_content_type, parse_form, read_body
-from .kinds import IDEMPOTENCY_HEADER, Recognised, RequestKind, Unrecognised, recognise
-from .listener import LISTENER_SCOPE_KEY, Listener
-from .responses import refuse
-from .security import SIGNATURE_HEADER, SignatureValidator, callback_url, header
+from .channels import CallChannel, Channel, Handler, SmsChannel
+from .delivery import DeliverySettings, Dispatcher, RetryPolicy
+from .http.endpoint import Endpoint
+from .listener import Listener
+from .security import SignatureValidator
 from .stores import MemoryStore, Store, StoreUnavailable, open_store
 
 if TYPE_CHECKING:
@@ -97,8 +91,6 @@ class TwilioEvents:
         if validate_signature is None:
             validate_signature = _env_flag(VALIDATE_SIGNATURE_ENV, default=True)
         self.validate_signature = validate_signature
-        self.public_url = public_url
-        self.trust_forwarded_headers = trust_forwarded_headers
         self.path = "/" + path.strip("/") if path.strip("/") else "/"
         self.max_body_size = max_body_size
         self.listeners: list[Listener] = list(listeners) if listeners else _default_listeners()
@@ -121,8 +113,8 @@ class TwilioEvents:
             visibility_timeout=visibility_timeout,
             shutdown_grace=shutdown_grace,
         )
-        self._dispatcher = Dispatcher({"call": self.call, "sms": self.sms}, self.store, settings)
-        self._health_path = self.path.rstrip("/") + "/health"
+        channels: dict[str, Channel[Any, Any]] = {"call": self.call, "sms": self.sms}
+        self._dispatcher = Dispatcher(channels, self.store, settings)
         self._started = False
         self._start_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._client: Client | None = None
@@ -133,12 +125,40 @@ class TwilioEvents:
             self._validator = SignatureValidator(self.auth_token)
         else:
             _warn_validation_off()
+        self._endpoint = Endpoint(
+            path=self.path,
+            channels=channels,
+            dispatcher=self._dispatcher,
+            validator=self._validator,
+            account_sid=self.account_sid,
+            public_url=public_url,
+            trust_forwarded_headers=trust_forwarded_headers,
+            max_body_size=max_body_size,
+        )
 
     def __repr__(self) -> str:
         return (
             f"TwilioEvents(path={self.path!r}, delivery={self.delivery!r}, "
             f"validate_signature={self.validate_signature})"
         )
+
+    @property
+    def public_url(self) -> str | None:
+        """The base URL Twilio calls, used for signatures (None: the URL the request arrived at)."""
+        return self._endpoint.public_url
+
+    @public_url.setter
+    def public_url(self, value: str | None) -> None:
+        self._endpoint.public_url = value
+
+    @property
+    def trust_forwarded_headers(self) -> bool:
+        """True when the public URL is rebuilt from Forwarded / X-Forwarded-* headers."""
+        return self._endpoint.trust_forwarded_headers
+
+    @trust_forwarded_headers.setter
+    def trust_forwarded_headers(self, value: bool) -> None:
+        self._endpoint.trust_forwarded_headers = value
 
     def on_error(self, function: F) -> F:
         """Register a hook `(event, exc)` for handler errors; what it returns replaces the 500."""
@@ -164,7 +184,12 @@ class TwilioEvents:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await self._handle_http(scope, receive, send)
+            if not self._started:  # mounted without the parent forwarding lifespan events
+                try:
+                    await self.startup()
+                except StoreUnavailable as exc:
+                    logger.error("cannot start: the store is unavailable: %s", exc)
+            await self._endpoint(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._handle_lifespan(receive, send)
         else:
@@ -248,108 +273,6 @@ class TwilioEvents:
             logger.info("twilio_events ready at %s with %s", self.path, counts)
         else:
             logger.info("twilio_events ready at %s with %s; signatures validated", self.path, counts)
-
-    async def _handle_http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        if not self._started:  # mounted without the parent forwarding lifespan events
-            try:
-                await self.startup()
-            except StoreUnavailable as exc:
-                logger.error("cannot start: the store is unavailable: %s", exc)
-        route = _route_path(scope)
-        if route == self._health_path and scope["method"] in ("GET", "HEAD"):
-            response = await self._dispatcher.health()
-        elif route != self.path:
-            response = refuse(404, f"Not Found: Twilio callbacks are received at {self.path}")
-        else:
-            try:
-                response = await self._respond(scope, receive)
-            except Rejected as rejected:
-                response = refuse(rejected.status_code, rejected.message, rejected.headers)
-                logger.info("[%s] refused %s: %s", _listener(scope), rejected.status_code, rejected.message)
-            except ClientDisconnected:
-                return
-        await response(scope, receive, send)
-        logger.debug(
-            "[%s] %s %s -> %d in %.1f ms",
-            _listener(scope),
-            scope["method"],
-            scope["path"],
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-        )
-
-    async def _respond(self, scope: Scope, receive: Receive) -> Response:
-        if scope["method"] != "POST":
-            raise Rejected(405, "Method Not Allowed: Twilio callbacks are POST requests", {"Allow": "POST"})
-        signature = header(scope, SIGNATURE_HEADER)
-        if self._validator is not None and not signature:
-            raise Rejected(403, "Forbidden: the X-Twilio-Signature header is missing")
-        check_content_type(scope)
-        params = parse_form(await read_body(scope, receive, self.max_body_size))
-        if self._validator is not None:
-            self._check_signature(scope, params, signature or "")
-        if self.account_sid and params.get("AccountSid") != self.account_sid:
-            raise Rejected(403, "Forbidden: this callback is for another Twilio account (AccountSid)")
-        callback = self._recognise(params, header(scope, IDEMPOTENCY_HEADER))
-        channel = self.call if callback.channel == "call" else self.sms
-        if self.delivery == "durable" and callback.key is not None:
-            return await self._dispatcher.accept(channel, callback, params, _listener(scope))
-        return await self._dispatcher.inline(channel, callback, params, _listener(scope))
-
-    def _check_signature(self, scope: Scope, params: Params, signature: str) -> None:
-        url = callback_url(scope, self.public_url, self.trust_forwarded_headers)
-        assert self._validator is not None
-        if not self._validator.is_valid(url, params, signature):
-            hint = (
-                "check the auth token, and that public_url is the base URL Twilio calls"
-                if self.public_url
-                else "check the auth token; if Twilio calls another URL (proxy, ngrok, TLS offload), set "
-                "public_url= or trust_forwarded_headers=True"
-            )
-            logger.warning("[%s] invalid X-Twilio-Signature for %s: %s", _listener(scope), url, hint)
-            raise Rejected(
-                403,
-                "Forbidden: X-Twilio-Signature does not match this request "
-                "(wrong auth token, or the service does not know its public URL)",
-            )
-
-    def _recognise(self, params: Params, token: str | None) -> Recognised:
-        """What kind of request this is; 400 for a form no channel receives."""
-        try:
-            callback = recognise(params, token)
-        except Unrecognised as exc:
-            raise Rejected(400, str(exc)) from None
-        if callback.kind in _NO_CHANNEL_YET:
-            raise Rejected(
-                400,
-                f"Bad Request: this is {callback.kind.description}, which twilio_events does not "
-                "receive; point that callback URL elsewhere (it never reaches call status handlers)",
-            )
-        return callback
-
-
-_NO_CHANNEL_YET = frozenset(
-    {
-        RequestKind.TRANSCRIPTION,
-        RequestKind.RECORDING_STATUS,
-        RequestKind.CONFERENCE_STATUS,
-        RequestKind.AMD,
-    }
-)
-
-
-def _route_path(scope: Scope) -> str:
-    """The path below the mount point (Starlette keeps the full path and extends root_path)."""
-    path: str = scope["path"]
-    root_path: str = scope.get("root_path", "")
-    if root_path and path.startswith(root_path):
-        path = path[len(root_path) :]
-    return path or "/"
-
-
-def _listener(scope: Scope) -> str:
-    return str(scope.get(LISTENER_SCOPE_KEY, "asgi"))
 
 
 def _default_listeners() -> list[Listener]:

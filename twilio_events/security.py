@@ -10,6 +10,7 @@ from starlette.types import Scope
 from twilio.request_validator import add_port, remove_port
 
 from .events import Params
+from .http.request import header
 
 SIGNATURE_HEADER = b"x-twilio-signature"
 _PATH_SAFE = "/:@!$&'()*+,;="
@@ -69,15 +70,6 @@ def _signed_params(params: Params) -> str:
     for name, value in params.multi_items():
         values.setdefault(name, set()).add(value)
     return "".join([name + value for name in sorted(values) for value in sorted(values[name])])
-
-
-def header(scope: Scope, name: bytes) -> str | None:
-    """The first value of header `name` (lower-case bytes), decoded as latin-1."""
-    for key, value in scope["headers"]:
-        if key == name:
-            decoded: str = value.decode("latin-1")
-            return decoded
-    return None
 
 
 def callback_url(scope: Scope, public_url: str | None = None, trust_forwarded_headers: bool = False) -> str:

@@ -1,4 +1,7 @@
-"""Serving every listener of an app with uvicorn in one process (imported only by `app.run()`)."""
+"""Serving every listener of an app with uvicorn in one process (imported only by `app.run()`).
+
+It knows the app only by what it serves (the `Servable` protocol), so it imports nothing of `app`.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,25 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
 
 import uvicorn
+from starlette.types import Receive, Scope, Send
 
 from .listener import Listener, NamedListenerApp
 
-if TYPE_CHECKING:
-    from .app import TwilioEvents
+
+class Servable(Protocol):
+    """What `serve` needs of an app: the ASGI callable, its route, its proxy setting and its lifespan."""
+
+    path: str
+    trust_forwarded_headers: bool
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+    def lifespan(self, _parent: object = None) -> AbstractAsyncContextManager[None]: ...
+
 
 logger = logging.getLogger("twilio_events")
 
@@ -28,7 +42,7 @@ class _ListenerServer(uvicorn.Server):
 
 
 async def serve(
-    app: TwilioEvents,
+    app: Servable,
     listeners: Sequence[Listener],
     *,
     log_level: str = "info",

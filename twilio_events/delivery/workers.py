@@ -1,76 +1,16 @@
-"""Delivery rules: Twilio's lifecycles for ordering, retry back-off, and the workers."""
+"""The worker pool: takes stored events from the store and runs them, a bounded number at a time."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
-from .events import CallStatus, SmsStatus
-from .stores.base import StatusMark, Store, StoredEvent, StoreUnavailable
+from ..stores.base import Store, StoredEvent, StoreUnavailable
 
 logger = logging.getLogger("twilio_events")
-
-# Where each status stands in Twilio's documented lifecycles; a higher rank comes later.
-_CALL_RANKS: dict[str, int] = {
-    CallStatus.QUEUED: 0,
-    CallStatus.INITIATED: 1,
-    CallStatus.RINGING: 2,
-    CallStatus.IN_PROGRESS: 3,
-}
-_CALL_FINAL_RANK = 4  # completed, busy, failed, no-answer, canceled
-_SMS_RANKS: dict[str, int] = {
-    SmsStatus.ACCEPTED: 0,
-    SmsStatus.SCHEDULED: 0,
-    SmsStatus.RECEIVING: 0,
-    SmsStatus.QUEUED: 1,
-    SmsStatus.SENDING: 2,
-    SmsStatus.SENT: 3,
-    SmsStatus.PARTIALLY_DELIVERED: 4,
-    SmsStatus.DELIVERED: 4,
-    SmsStatus.READ: 5,
-}
-_SMS_FINAL_RANK = 6  # failed, undelivered, canceled, received; read is final too
-
-
-def status_mark(channel: str, status: str, sequence: int | None) -> StatusMark | None:
-    """Where `status` stands in its channel's lifecycle, or None for a status Twilio does not document."""
-    if channel == "call":
-        if status in _CALL_RANKS:
-            return StatusMark(status, (_CALL_RANKS[status], sequence or 0), final=False)
-        if status in CallStatus._value2member_map_:
-            return StatusMark(status, (_CALL_FINAL_RANK, sequence or 0), final=True)
-        return None
-    if status in _SMS_RANKS:
-        return StatusMark(status, (_SMS_RANKS[status], 0), final=status == SmsStatus.READ)
-    if status in SmsStatus._value2member_map_:
-        return StatusMark(status, (_SMS_FINAL_RANK, 0), final=True)
-    return None
-
-
-def is_regression(previous: StatusMark | None, mark: StatusMark | None) -> bool:
-    """True when `mark` comes before (or equals) what was handled, or anything follows a final status."""
-    if previous is None or mark is None:
-        return False
-    return previous.final or mark.position <= previous.position
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential back-off with full jitter: attempt n waits up to base * 2**(n-1), capped."""
-
-    max_attempts: int = 5
-    base_delay: float = 1.0
-    max_delay: float = 300.0
-
-    def delay(self, attempts: int) -> float:
-        """Seconds to wait after the `attempts`-th failure."""
-        ceiling = min(self.max_delay, self.base_delay * 2 ** max(attempts - 1, 0))
-        return random.uniform(ceiling / 2, ceiling)
 
 
 class WorkerPool:

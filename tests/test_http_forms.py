@@ -12,14 +12,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from twilio_events.events import Params
-from twilio_events.forms import (
-    ClientDisconnected,
-    Rejected,
-    check_content_type,
-    parse_form,
-    parse_pairs,
-    read_body,
-)
+from twilio_events.http.forms import parse_form, parse_pairs
+from twilio_events.http.request import ClientDisconnected, Rejected, check_content_type, read_body
 
 
 def scope_with(headers: dict[str, str]) -> dict[str, Any]:

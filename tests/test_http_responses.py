@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse, Response
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
-from twilio_events.responses import EMPTY_TWIML, acknowledge, handler_response, refuse
+from twilio_events.http.responses import EMPTY_TWIML, acknowledge, handler_response, refuse
 
 
 def test_acknowledge_is_empty_twiml() -> None:

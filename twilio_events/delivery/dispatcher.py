@@ -1,0 +1,62 @@
+"""The one door of delivery: each recognised callback goes inline or into the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+
+from ..channels import Channel, Handler
+from ..events import Params
+from ..kinds import Recognised
+from ..stores.base import Store
+from .durable import DurableDelivery
+from .health import health_response
+from .inline import InlineDelivery
+from .runner import DeliverySettings, HandlerRunner
+
+
+class Dispatcher:
+    """Delivers each recognised callback: inline, or durably when it is asynchronous and durable is on."""
+
+    def __init__(
+        self, channels: dict[str, Channel[Any, Any]], store: Store, settings: DeliverySettings
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self._runner = HandlerRunner(store, settings)
+        self._inline = InlineDelivery(self._runner)
+        self._durable = DurableDelivery(self._runner, channels) if settings.durable else None
+
+    @property
+    def error_handler(self) -> Handler | None:
+        """The `@app.on_error` hook, if any."""
+        return self._runner.error_handler
+
+    @error_handler.setter
+    def error_handler(self, handler: Handler | None) -> None:
+        self._runner.error_handler = handler
+
+    async def start(self) -> None:
+        """Open the store (recovering unfinished events) and start the workers."""
+        await self.store.open()
+        if self._durable is not None:
+            self._durable.start()
+
+    async def stop(self) -> None:
+        """Let running handlers finish within the grace period, then close the store."""
+        if self._durable is not None:
+            await self._durable.stop(self.settings.shutdown_grace)
+        await self.store.close()
+
+    async def deliver(
+        self, channel: Channel[Any, Any], callback: Recognised, params: Params, listener: str
+    ) -> Response:
+        """Queue an asynchronous callback in durable mode; run everything else now, answering its result."""
+        if self._durable is not None and callback.key is not None:
+            return await self._durable.accept(channel, callback, params, listener)
+        return await self._inline.deliver(channel, callback, params, listener)
+
+    async def health(self) -> Response:
+        """The health endpoint's answer."""
+        return await health_response(self.store, durable=self.settings.durable)

@@ -1,0 +1,100 @@
+"""Durable delivery: a callback is committed to the store before it is acknowledged, and workers run it."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from starlette.responses import Response
+
+from ..channels import Channel
+from ..events import Params
+from ..http.responses import acknowledge
+from ..kinds import Recognised, recognise
+from ..stores.base import StoredEvent, StoreUnavailable
+from .inline import store_down
+from .runner import HandlerFailed, HandlerRunner
+from .workers import WorkerPool
+
+logger = logging.getLogger("twilio_events")
+
+
+class DurableDelivery:
+    """Accepts callbacks into the store and runs them from it, retrying failures, then dead-lettering."""
+
+    def __init__(self, runner: HandlerRunner, channels: dict[str, Channel[Any, Any]]) -> None:
+        self._runner = runner
+        self._channels = channels
+        settings = runner.settings
+        self._workers = WorkerPool(
+            runner.store,
+            self.run_stored,
+            workers=settings.workers,
+            consumer=f"worker-{id(self):x}",
+            visibility_timeout=settings.visibility_timeout,
+        )
+
+    def start(self) -> None:
+        """Start the workers on the running loop."""
+        self._workers.start()
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking events; running handlers get `grace` seconds to finish."""
+        await self._workers.stop(grace)
+
+    async def accept(
+        self, channel: Channel[Any, Any], callback: Recognised, params: Params, listener: str
+    ) -> Response:
+        """Commit the event to the store and acknowledge at once; the workers run it."""
+        key = callback.key
+        assert key is not None, "a request whose answer Twilio executes is never queued"
+        try:
+            added = await self._runner.store.enqueue(
+                key, channel.name, params.multi_items(), self._runner.settings.dedupe_window
+            )
+        except StoreUnavailable as exc:
+            return store_down(exc, listener)
+        if added:
+            self._workers.notify()
+        else:
+            logger.info("[%s] duplicate %s callback %s: already accepted", listener, channel.name, key)
+        return acknowledge()
+
+    async def run_stored(self, stored: StoredEvent) -> None:
+        """A worker's job: run one stored event, then complete, retry or dead-letter it."""
+        runner = self._runner
+        try:
+            try:
+                channel = self._channels[stored.channel]
+                params = Params.from_pairs(stored.params)
+                callback = dataclasses.replace(recognise(params), key=stored.key)
+                await runner.run(channel, callback, params, "worker", reply=False)
+            except HandlerFailed as failure:
+                await runner.report(failure, channel, "worker")
+                await self._retry_or_bury(stored, failure.error)
+                return
+            except StoreUnavailable:
+                raise
+            except Exception as exc:  # not the handler's: still retried, then dead-lettered, never stuck
+                logger.error("%s could not be dispatched", stored.key, exc_info=exc)
+                await self._retry_or_bury(stored, exc)
+                return
+            await runner.store.complete(stored, runner.settings.dedupe_window)
+        except StoreUnavailable as exc:
+            logger.error("store unavailable while finishing %s (it runs again later): %s", stored.key, exc)
+        except Exception as exc:  # the store refused this one event: it stays held and runs again later
+            logger.error("could not record the outcome of %s (it runs again later)", stored.key, exc_info=exc)
+
+    async def _retry_or_bury(self, stored: StoredEvent, error: Exception) -> None:
+        settings = self._runner.settings
+        store = self._runner.store
+        attempts = stored.attempts + 1
+        message = f"{type(error).__name__}: {error}"
+        if attempts >= settings.retry.max_attempts:
+            await store.dead_letter(stored, message)
+            logger.error("%s failed %d times: moved to the dead letters (%s)", stored.key, attempts, message)
+        else:
+            delay = settings.retry.delay(attempts)
+            await store.retry_later(stored, message, delay)
+            logger.warning("%s failed (attempt %d): retrying in %.1f s", stored.key, attempts, delay)

@@ -1,0 +1,173 @@
+"""Running one handler: the ordering check, the typed event, the handler, and the status mark after it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.responses import Response
+
+from ..channels import WEBHOOK_DECORATORS, Channel, Handler
+from ..events import CallEvent, Params, SmsEvent
+from ..http.responses import acknowledge, handler_response, refuse
+from ..kinds import Recognised
+from ..stores.base import Store
+from .ordering import SidLocks, is_regression, status_mark
+from .retry import RetryPolicy
+
+logger = logging.getLogger("twilio_events")
+
+Event = CallEvent | SmsEvent
+
+
+@dataclass(slots=True)
+class DeliverySettings:
+    """How events are delivered: see TwilioEvents' parameters of the same names."""
+
+    durable: bool
+    ordering: str | None
+    dedupe_window: float
+    retry: RetryPolicy
+    workers: int
+    visibility_timeout: float
+    shutdown_grace: float
+
+
+class HandlerFailed(Exception):
+    """A handler raised (or returned something that is not a response); carries what the logs need."""
+
+    def __init__(self, handler: Handler, event: Event, error: Exception) -> None:
+        super().__init__(str(error))
+        self.handler = handler
+        self.event = event
+        self.error = error
+
+
+class HandlerRunner:
+    """Runs the handler of one recognised callback, inline or from a worker, and reports its failures."""
+
+    def __init__(self, store: Store, settings: DeliverySettings) -> None:
+        self.store = store
+        self.settings = settings
+        self.error_handler: Handler | None = None
+        self._sid_locks = SidLocks()
+
+    async def run(
+        self, channel: Channel[Any, Any], callback: Recognised, params: Params, listener: str, *, reply: bool
+    ) -> Response:
+        """Ordering check, event, handler, status mark: the response to send when `reply`.
+
+        Raises HandlerFailed when the handler raises, or (with `reply`) returns what is not a response.
+        """
+        if self.settings.ordering == "monotonic" and callback.sid and callback.is_status:
+            async with self._sid_locks.hold(callback.sid):
+                return await self._check_and_run(channel, callback, params, listener, reply=reply)
+        return await self._check_and_run(channel, callback, params, listener, reply=reply)
+
+    async def report(self, failure: HandlerFailed, channel: Channel[Any, Any], listener: str) -> Any:
+        """Log the failure with its traceback and SID, and give it to the error hook; the hook's answer."""
+        event = failure.event
+        logger.error(
+            "[%s] %s handler %s() failed for %s %s",
+            listener,
+            channel.name,
+            failure.handler.name,
+            event.sid,
+            event.status,
+            exc_info=failure.error,
+        )
+        if self.error_handler is None:
+            return None
+        try:
+            return await self.error_handler.call(event, failure.error)
+        except Exception as hook_error:
+            logger.error(
+                "[%s] error hook %s() failed", listener, self.error_handler.name, exc_info=hook_error
+            )
+            return None
+
+    async def failed_response(
+        self, failure: HandlerFailed, channel: Channel[Any, Any], listener: str
+    ) -> Response:
+        """The answer to a failed inline handler: the error hook's, else a 500 without a traceback."""
+        result = await self.report(failure, channel, listener)
+        if result is not None:
+            try:
+                return handler_response(result)
+            except TypeError as exc:
+                logger.error("[%s] error hook returned an unusable value: %s", listener, exc)
+        return refuse(
+            500, f"Internal Server Error: the {channel.name} handler failed for {failure.event.sid}"
+        )
+
+    async def _check_and_run(
+        self, channel: Channel[Any, Any], callback: Recognised, params: Params, listener: str, *, reply: bool
+    ) -> Response:
+        event_type = CallEvent if channel.name == "call" else SmsEvent
+        sid, status = callback.sid, callback.status
+        mark = (
+            status_mark(channel.name, status, _int_or_none(params.get("SequenceNumber")))
+            if callback.is_status
+            else None
+        )
+        previous = await self.store.last_status(sid) if sid else None
+        if self.settings.ordering == "monotonic" and is_regression(previous, mark):
+            assert previous is not None
+            logger.info(
+                "[%s] %s %s %s arrived after %s: acknowledged, not dispatched",
+                listener,
+                channel.name,
+                sid,
+                status,
+                previous.status,
+            )
+            return acknowledge()
+        event = event_type.from_params(
+            params,
+            previous_status=previous.status if previous else None,
+            idempotency_key=callback.event_key,
+            kind=callback.kind,
+        )
+        handler = channel.handler_for(callback.route)
+        response = acknowledge()
+        if handler is None:
+            _log_unhandled(callback, channel.name, listener)
+        else:
+            try:
+                result = await handler.call(event)
+                if reply:
+                    response = handler_response(result)
+            except Exception as exc:
+                raise HandlerFailed(handler, event, exc) from exc
+            logger.info("[%s] %s %s %s -> %s()", listener, channel.name, callback.label, sid, handler.name)
+        if sid and mark is not None:
+            await self.store.advance_status(sid, mark, self.settings.dedupe_window)
+        return response
+
+
+def _int_or_none(value: str | None) -> int | None:
+    """A SequenceNumber as a number a store can keep (up to 2**63 - 1), else None."""
+    try:
+        number = int(value) if value is not None else None
+    except ValueError:
+        return None
+    return number if number is not None and 0 <= number < 2**63 else None
+
+
+def _log_unhandled(callback: Recognised, channel: str, listener: str) -> None:
+    decorator = WEBHOOK_DECORATORS.get(callback.kind)
+    if decorator is not None:
+        logger.warning(
+            "[%s] %s for %s has no handler (@app.%s.%s): answered with an empty <Response/>, "
+            "so Twilio ends the call",
+            listener,
+            callback.kind.description,
+            callback.sid,
+            channel,
+            decorator,
+        )
+    else:
+        logger.debug(
+            "[%s] no %s handler for %r (%s): acknowledged", listener, channel, callback.label, callback.sid
+        )
