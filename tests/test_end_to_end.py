@@ -1177,7 +1177,7 @@ def test_lifespan_runs_when_mounted(
     with running(make_parent(app), lifespan="on") as live:
         started = [r.getMessage() for r in caplog.records if "ready" in r.getMessage()]
         assert started == [
-            "twilio_events ready at / with 1 call and 0 message handlers; signatures validated"
+            "twilio_events ready at /twilio/ with 1 call and 0 message handlers; signatures validated"
         ]
         assert live.callback(call_payload(), "/twilio/").status_code == 200
 
@@ -1303,7 +1303,7 @@ def ringing_again(event):
 @pytest.mark.parametrize(
     ("env", "module", "expected"),
     [
-        ({}, UVICORN_MODULE, "ConfigurationError: Signature validation is on but no Twilio auth token"),
+        ({}, UVICORN_MODULE, "cannot start: Signature validation is on but no Twilio auth token"),
         (
             {"TWILIO_AUTH_TOKEN": TOKEN},
             DUPLICATE_MODULE,

@@ -1,4 +1,4 @@
-"""`TwilioEvents`: configuration, the two channels and the ASGI entry point."""
+"""`TwilioEvents`: configuration, the channels, start-up and shut-down, and the ASGI entry point."""
 
 from __future__ import annotations
 
@@ -13,32 +13,34 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from starlette.types import Receive, Scope, Send
 
 from .channels import CallChannel, Channel, Handler, SmsChannel
+from .config import (
+    NO_TOKEN_MESSAGE,
+    VALIDATE_SIGNATURE_ENV,
+    ConfigurationError,
+    default_listeners,
+    delivery_mode,
+    env_flag,
+    mount_path,
+    store_for,
+)
 from .delivery import DeliverySettings, Dispatcher, RetryPolicy
 from .http.endpoint import Endpoint
+from .http.responses import refuse
 from .listener import Listener
+from .rest import REQUEST_TIMEOUT, CredentialsError, check_account_sid, rest_client
 from .security import SignatureValidator
-from .stores import MemoryStore, Store, StoreUnavailable, open_store
+from .stores import Store, StoreUnavailable
 
 if TYPE_CHECKING:
     from twilio.rest import Client
+
+__all__ = ["ConfigurationError", "TwilioEvents"]
 
 logger = logging.getLogger("twilio_events")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DEFAULT_STORE = "sqlite:///twilio_events.db"
-
-VALIDATE_SIGNATURE_ENV = "TWILIO_EVENTS_VALIDATE_SIGNATURE"
-PORT_ENV = "TWILIO_EVENTS_PORT"
-NO_TOKEN_MESSAGE = (
-    "Signature validation is on but no Twilio auth token is configured. Set TWILIO_AUTH_TOKEN "
-    "(Twilio Console > Account > API keys & tokens) or pass auth_token=...; for local development only, "
-    f"turn validation off with validate_signature=False or {VALIDATE_SIGNATURE_ENV}=false."
-)
-
-
-class ConfigurationError(RuntimeError):
-    """The app cannot run as configured; the message says what to set."""
+_START_FAILURES = (ConfigurationError, StoreUnavailable)
 
 
 class TwilioEvents:
@@ -55,7 +57,7 @@ class TwilioEvents:
         path: str = "/",
         max_body_size: int = 64 * 1024,
         listeners: Sequence[Listener] | None = None,
-        delivery: Literal["inline", "durable"] = "inline",
+        delivery: Literal["inline", "durable"] | None = None,
         store: Store | str | None = None,
         ordering: Literal["monotonic"] | None = None,
         max_attempts: int = 5,
@@ -64,11 +66,14 @@ class TwilioEvents:
         dedupe_window: float | timedelta = timedelta(hours=24),
         visibility_timeout: float = 300.0,
         shutdown_grace: float = 30.0,
+        api_base_url: str | None = None,
+        rest_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         """Configure the app.
 
         auth_token / account_sid: default to TWILIO_AUTH_TOKEN / TWILIO_ACCOUNT_SID; with an account SID,
-            callbacks for any other account are refused (403).
+            callbacks for any other account are refused (403). Without a token (and validation on) the
+            app refuses to start, with a message that says what to set.
         validate_signature: check X-Twilio-Signature (default True, or TWILIO_EVENTS_VALIDATE_SIGNATURE).
         public_url: the base URL Twilio calls (e.g. "https://abc.ngrok.app"), used for signatures.
         trust_forwarded_headers: rebuild the public URL from Forwarded / X-Forwarded-* headers.
@@ -77,35 +82,46 @@ class TwilioEvents:
         listeners: where `run()` serves; default one `Listener(port=8090, name="twilioListener")`
             (the ports of TWILIO_EVENTS_PORT when set).
         delivery: "inline" runs the handler before answering; "durable" commits the event to `store`,
-            answers at once and runs it in workers, retrying failures up to `max_attempts` times.
-        store: a Store or URL (`sqlite:///file.db`, `redis://host:6379/0`, `memory://`); default memory
-            for inline (de-dup in one process), `sqlite:///twilio_events.db` for durable.
+            answers at once and runs it in workers, retrying failures up to `max_attempts` times
+            (default: TWILIO_EVENTS_DELIVERY, else "inline").
+        store: a Store or URL (`sqlite:///file.db`, `redis://host:6379/0`, `memory://`); default
+            TWILIO_EVENTS_STORE, else memory for inline (de-dup in one process) and
+            `sqlite:///twilio_events.db` for durable.
         ordering: "monotonic" skips callbacks whose status comes before one already handled for the SID.
         max_attempts / retry_delay: durable retries; the n-th waits about retry_delay * 2**(n-1) s (jittered).
         workers / visibility_timeout / shutdown_grace: durable workers, how long a dead worker's event
             stays held, and how long running handlers may finish at shut-down (seconds).
         dedupe_window: how long a handled callback's duplicates are recognised.
+        api_base_url / rest_timeout: where `app.client` sends REST calls (default Twilio's API, or
+            TWILIO_EVENTS_API_BASE_URL) and how long each may take (seconds).
         """
         self.auth_token = auth_token or os.environ.get("TWILIO_AUTH_TOKEN") or None
+        self.auth_token_given = bool(auth_token)
+        """True when the token was passed to the constructor, not read from the environment."""
         self.account_sid = account_sid or os.environ.get("TWILIO_ACCOUNT_SID") or None
+        if self.account_sid:
+            try:
+                check_account_sid(self.account_sid)
+            except CredentialsError as exc:
+                source = "account_sid" if account_sid else "TWILIO_ACCOUNT_SID"
+                raise ConfigurationError(f"{source}: {exc}") from None
         if validate_signature is None:
-            validate_signature = _env_flag(VALIDATE_SIGNATURE_ENV, default=True)
+            validate_signature = env_flag(VALIDATE_SIGNATURE_ENV, default=True)
         self.validate_signature = validate_signature
         self.path = "/" + path.strip("/") if path.strip("/") else "/"
         self.max_body_size = max_body_size
-        self.listeners: list[Listener] = list(listeners) if listeners else _default_listeners()
+        self.listeners: list[Listener] = list(listeners) if listeners else default_listeners()
         self.call = CallChannel()
         self.sms = SmsChannel()
-        if delivery not in ("inline", "durable"):
-            raise ConfigurationError(f"delivery must be 'inline' or 'durable', not {delivery!r}")
+        mode = delivery_mode(delivery)
         if ordering not in (None, "monotonic"):
             raise ConfigurationError(f"ordering must be None or 'monotonic', not {ordering!r}")
-        self.delivery = delivery
+        self.delivery = mode
         self.ordering = ordering
-        self.store = _store_for(delivery, store)
+        self.store = store_for(mode, store)
         window = dedupe_window.total_seconds() if isinstance(dedupe_window, timedelta) else dedupe_window
         settings = DeliverySettings(
-            durable=delivery == "durable",
+            durable=mode == "durable",
             ordering=ordering,
             dedupe_window=float(window),
             retry=RetryPolicy(max_attempts=max_attempts, base_delay=retry_delay),
@@ -118,11 +134,12 @@ class TwilioEvents:
         self._started = False
         self._start_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._client: Client | None = None
+        self._rest_settings = (api_base_url, rest_timeout)
+        self._mounted_at = ""
         self._validator: SignatureValidator | None = None
         if validate_signature:
-            if not self.auth_token:
-                raise ConfigurationError(NO_TOKEN_MESSAGE)
-            self._validator = SignatureValidator(self.auth_token)
+            if self.auth_token:  # without one the app refuses to start (see startup): not at import time
+                self._validator = SignatureValidator(self.auth_token)
         else:
             _warn_validation_off()
         self._endpoint = Endpoint(
@@ -170,25 +187,47 @@ class TwilioEvents:
 
     @property
     def client(self) -> Client:
-        """A `twilio.rest.Client` built on first use from the same credentials."""
+        """A `twilio.rest.Client` built on first use from the same credentials, with a timeout per call
+        (`rest_timeout`) and `api_base_url` when given; `twilio_events.rest.explain(exc)` words its errors."""
         if self._client is None:
             if not self.account_sid or not self.auth_token:
                 raise ConfigurationError(
                     "app.client needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
                     "(or account_sid= and auth_token=)"
                 )
-            from twilio.rest import Client  # imported here: heavy, and most webhooks never need it
-
-            self._client = Client(self.account_sid, self.auth_token)
+            api_base_url, timeout = self._rest_settings
+            self._client = rest_client(
+                self.account_sid, self.auth_token, api_base_url=api_base_url, timeout=timeout
+            )
         return self._client
+
+    def check_configuration(self) -> None:
+        """Raise ConfigurationError when the app cannot run: signatures to check and no auth token."""
+        if self.validate_signature and self._validator is None:
+            raise ConfigurationError(NO_TOKEN_MESSAGE)
+
+    def use_auth_token(self, auth_token: str) -> None:
+        """Validate signatures with `auth_token` from now on (tests sign with a token of their own)."""
+        self.auth_token = auth_token
+        self.auth_token_given = True
+        if self.validate_signature:
+            self._validator = self._endpoint.validator = SignatureValidator(auth_token)
+        self._client = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             if not self._started:  # mounted without the parent forwarding lifespan events
+                self._mounted_at = self._mounted_at or str(scope.get("root_path", ""))
                 try:
                     await self.startup()
                 except StoreUnavailable as exc:
                     logger.error("cannot start: the store is unavailable: %s", exc)
+                except ConfigurationError as exc:  # never run a callback the app cannot check
+                    logger.error("cannot start: %s", exc)
+                    await refuse(500, "Internal Server Error: the service is not configured")(
+                        scope, receive, send
+                    )
+                    return
             await self._endpoint(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._handle_lifespan(receive, send)
@@ -196,8 +235,10 @@ class TwilioEvents:
             await send({"type": "websocket.close", "code": 1000})
 
     @contextlib.asynccontextmanager
-    async def lifespan(self, _parent: object = None) -> AsyncIterator[None]:
+    async def lifespan(self, parent: object = None) -> AsyncIterator[None]:
         """Start-up and shut-down; usable as a parent app's `lifespan=` when this app is mounted."""
+        if parent is not None and parent is not self:
+            self._mounted_at = mount_path(parent, self) or self._mounted_at
         await self.startup()
         try:
             yield
@@ -205,10 +246,12 @@ class TwilioEvents:
             await self.shutdown()
 
     async def startup(self) -> None:
-        """Open the store (running again what a stopped process left unfinished) and start workers."""
+        """Open the store (running again what a stopped process left unfinished) and start workers;
+        ConfigurationError when signatures are to be validated and no auth token is configured."""
         async with self._lock():
             if self._started:
                 return
+            self.check_configuration()
             self._log_startup()
             await self._dispatcher.start()
             self._started = True
@@ -234,18 +277,18 @@ class TwilioEvents:
             logging.basicConfig(
                 level=log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
             )
-        from .serving import serve  # uvicorn is imported only by a process that serves
+        from .serving import fastest_loop, serve  # uvicorn is imported only by a process that serves
 
         try:
             with (
                 contextlib.suppress(KeyboardInterrupt),
-                asyncio.Runner(loop_factory=_fastest_loop()) as runner,
+                asyncio.Runner(loop_factory=fastest_loop()) as runner,
             ):
                 runner.run(
                     serve(self, self.listeners, log_level=log_level, graceful_timeout=graceful_timeout)
                 )
-        except StoreUnavailable as exc:
-            logger.error("cannot start: the store is unavailable: %s", exc)
+        except _START_FAILURES as exc:
+            logger.error("cannot start: %s", _start_failure(exc))
             raise SystemExit(1) from None
 
     async def _handle_lifespan(self, receive: Receive, send: Send) -> None:
@@ -253,9 +296,9 @@ class TwilioEvents:
         assert message["type"] == "lifespan.startup"
         try:
             await self.startup()
-        except StoreUnavailable as exc:
-            logger.error("cannot start: the store is unavailable: %s", exc)
-            await send({"type": "lifespan.startup.failed", "message": f"store unavailable: {exc}"})
+        except _START_FAILURES as exc:
+            logger.error("cannot start: %s", _start_failure(exc))
+            await send({"type": "lifespan.startup.failed", "message": _start_failure(exc)})
             return
         await send({"type": "lifespan.startup.complete"})
         message = await receive()
@@ -270,52 +313,22 @@ class TwilioEvents:
             logger.info("durable delivery: events are stored in %s before they are acknowledged", self.store)
         if self._validator is None:
             _warn_validation_off()
-            logger.info("twilio_events ready at %s with %s", self.path, counts)
+            logger.info("twilio_events ready at %s with %s", self.route, counts)
         else:
-            logger.info("twilio_events ready at %s with %s; signatures validated", self.path, counts)
+            logger.info("twilio_events ready at %s with %s; signatures validated", self.route, counts)
+
+    @property
+    def route(self) -> str:
+        """Where callbacks are received, with the mount point when this app is mounted in another."""
+        prefix = self._mounted_at.rstrip("/")
+        return prefix + self.path if prefix else self.path
 
 
-def _default_listeners() -> list[Listener]:
-    """Port 8090, or the ports of TWILIO_EVENTS_PORT ("8090" or "8090,8091"), as `twilio-events run` does."""
-    ports = [port.strip() for port in os.environ.get(PORT_ENV, "").split(",") if port.strip()]
-    if not ports:
-        return [Listener()]
-    if not all(port.isdigit() for port in ports):
-        raise ConfigurationError(
-            f"{PORT_ENV}={os.environ[PORT_ENV]!r}: give a port, or ports separated by commas"
-        )
-    first = Listener(port=int(ports[0]))
-    return [first, *(Listener(port=int(port), name=f"{first.name}-{port}") for port in ports[1:])]
-
-
-def _fastest_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when installed (it is with uvicorn[standard]), as uvicorn itself would choose."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
-def _store_for(delivery: str, store: Store | str | None) -> Store:
-    if isinstance(store, str):
-        store = open_store(store)
-    if delivery == "inline":
-        return store if store is not None else MemoryStore()
-    store = store if store is not None else open_store(DEFAULT_STORE)
-    if not store.durable:
-        raise ConfigurationError(
-            f"durable delivery needs a store that survives the process (sqlite:///path.db or redis://...), "
-            f"not {type(store).__name__}"
-        )
-    return store
-
-
-def _env_flag(name: str, *, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None or not value.strip():
-        return default
-    return value.strip().lower() not in ("0", "false", "no", "off")
+def _start_failure(exc: Exception) -> str:
+    """What stopped the start, in words."""
+    if isinstance(exc, StoreUnavailable):
+        return f"the store is unavailable: {exc}"
+    return str(exc)
 
 
 def _ensure_log_output() -> None:

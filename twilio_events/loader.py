@@ -11,8 +11,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
 
-from .app import NO_TOKEN_MESSAGE, ConfigurationError, TwilioEvents
+from .app import TwilioEvents
 from .channels import HandlerAlreadyRegistered
+from .config import NO_TOKEN_MESSAGE, ConfigurationError
 from .console import CommandError
 
 
@@ -20,9 +21,12 @@ def load_app(target: str) -> TwilioEvents:
     """Import `target` and return its app; every failure is a one-line `CommandError`."""
     location, attr = split_target(target)
     module = _import_file(Path(location)) if is_path(location) else _import_module(location)
-    if attr is None:
-        return _only_app(module, location)
-    return _named_app(module, location, attr)
+    app = _only_app(module, location) if attr is None else _named_app(module, location, attr)
+    try:
+        app.check_configuration()
+    except ConfigurationError as exc:
+        _import_failed(target, exc)
+    return app
 
 
 def split_target(target: str) -> tuple[str, str | None]:

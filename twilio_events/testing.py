@@ -12,6 +12,7 @@ from typing import Any
 import httpx2 as httpx
 from starlette.testclient import TestClient
 
+from .app import TwilioEvents
 from .kinds import IDEMPOTENCY_HEADER
 from .payloads import (
     API_VERSION,
@@ -68,6 +69,11 @@ class TwilioTestClient(TestClient):
 
     Each callback carries a signature and a fresh `I-Twilio-Idempotency-Token`; `redeliver()` sends one
     again exactly as Twilio retries it. `idempotency_tokens=False` leaves the header out.
+
+    `app` may be a TwilioEvents app or a Starlette/FastAPI app that mounts one. Requests are signed with
+    that app's auth token. With `auth_token=...` they are signed with it, and an app whose token came
+    from TWILIO_AUTH_TOKEN (or is missing) validates with it too, so a test passes whatever the
+    environment holds; an app given `auth_token=` in code keeps its own.
     """
 
     def __init__(
@@ -81,9 +87,15 @@ class TwilioTestClient(TestClient):
     ) -> None:
         super().__init__(app, base_url=base_url, **kwargs)
         self.idempotency_tokens = idempotency_tokens
+        served = _twilio_events_apps(app)
+        if auth_token:
+            for events_app in served:
+                if not events_app.auth_token_given:  # a token in the code wins; the environment's does not
+                    events_app.use_auth_token(auth_token)
+        own = next((events_app.auth_token for events_app in served if events_app.auth_token), None)
         self.auth_token: str = (
             auth_token
-            or getattr(app, "auth_token", None)
+            or own
             or os.environ.get("TWILIO_AUTH_TOKEN")
             or "test-auth-token"  # any token will do for an app that does not validate signatures
         )
@@ -114,3 +126,15 @@ class TwilioTestClient(TestClient):
         headers = {name: value for name, value in request.headers.items() if name.lower() != "content-length"}
         again: httpx.Response = self.post(str(request.url), content=request.content, headers=headers)
         return again
+
+
+def _twilio_events_apps(app: Any) -> list[TwilioEvents]:
+    """`app` itself when it is a TwilioEvents app, else the TwilioEvents apps mounted in it (at any depth)."""
+    if isinstance(app, TwilioEvents):
+        return [app]
+    found: list[TwilioEvents] = []
+    for route in getattr(app, "routes", ()):
+        inner = getattr(route, "app", None)
+        if inner is not None and inner is not app:
+            found.extend(_twilio_events_apps(inner))
+    return found

@@ -1,0 +1,90 @@
+"""Settings read from the constructor's arguments and the environment, and the error for bad ones."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .listener import Listener
+from .stores import MemoryStore, Store, open_store
+
+DEFAULT_STORE = "sqlite:///twilio_events.db"
+"""The durable store when none is given: a file in the working directory."""
+
+VALIDATE_SIGNATURE_ENV = "TWILIO_EVENTS_VALIDATE_SIGNATURE"
+PORT_ENV = "TWILIO_EVENTS_PORT"
+STORE_ENV = "TWILIO_EVENTS_STORE"
+DELIVERY_ENV = "TWILIO_EVENTS_DELIVERY"
+NO_TOKEN_MESSAGE = (
+    "Signature validation is on but no Twilio auth token is configured. Set TWILIO_AUTH_TOKEN "
+    "(Twilio Console > Account > API keys & tokens) or pass auth_token=...; for local development only, "
+    f"turn validation off with validate_signature=False or {VALIDATE_SIGNATURE_ENV}=false."
+)
+
+
+class ConfigurationError(RuntimeError):
+    """The app cannot run as configured; the message says what to set."""
+
+
+def env_flag(name: str, *, default: bool) -> bool:
+    """A yes/no environment variable: unset or empty is `default`; 0, false, no and off are False."""
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
+def delivery_mode(delivery: str | None) -> str:
+    """`delivery`, else TWILIO_EVENTS_DELIVERY, else "inline"; refused unless inline or durable."""
+    mode = delivery or os.environ.get(DELIVERY_ENV, "").strip() or "inline"
+    if mode not in ("inline", "durable"):
+        source = "delivery" if delivery else DELIVERY_ENV
+        raise ConfigurationError(f"{source} must be 'inline' or 'durable', not {mode!r}")
+    return mode
+
+
+def store_for(delivery: str, store: Store | str | None) -> Store:
+    """The store: `store`, else TWILIO_EVENTS_STORE, else memory (inline) or DEFAULT_STORE (durable)."""
+    if store is None:
+        store = os.environ.get(STORE_ENV, "").strip() or None
+    if isinstance(store, str):
+        try:
+            store = open_store(store)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+    if delivery == "inline":
+        return store if store is not None else MemoryStore()
+    store = store if store is not None else open_store(DEFAULT_STORE)
+    if not store.durable:
+        raise ConfigurationError(
+            f"durable delivery needs a store that survives the process (sqlite:///path.db or redis://...), "
+            f"not {type(store).__name__}"
+        )
+    return store
+
+
+def default_listeners() -> list[Listener]:
+    """Port 8090, or the ports of TWILIO_EVENTS_PORT ("8090" or "8090,8091"), as `twilio-events run` does."""
+    ports = [port.strip() for port in os.environ.get(PORT_ENV, "").split(",") if port.strip()]
+    if not ports:
+        return [Listener()]
+    if not all(port.isdigit() for port in ports):
+        raise ConfigurationError(
+            f"{PORT_ENV}={os.environ[PORT_ENV]!r}: give a port, or ports separated by commas"
+        )
+    first = Listener(port=int(ports[0]))
+    return [first, *(Listener(port=int(port), name=f"{first.name}-{port}") for port in ports[1:])]
+
+
+def mount_path(parent: Any, app: object, prefix: str = "") -> str | None:
+    """Where `app` is mounted inside the Starlette/FastAPI app `parent` (None when it is not found)."""
+    from starlette.routing import Mount  # imported here: only a mounted app needs routing
+
+    for route in getattr(parent, "routes", ()):
+        if isinstance(route, Mount):
+            if route.app is app:
+                return prefix + route.path
+            found = mount_path(route.app, app, prefix + route.path)
+            if found is not None:
+                return found
+    return None
