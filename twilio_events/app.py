@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -16,7 +16,8 @@ from .channels import CallChannel, Channel, Handler, SmsChannel
 from .delivery import DeliverySettings, Dispatcher, RetryPolicy
 from .http.endpoint import Endpoint
 from .listener import Listener
-from .security import SignatureValidator
+from .security import RefusalLog, RequestVerifier, SharedKey, load_credentials
+from .security.credentials import AuthTokens
 from .stores import MemoryStore, Store, StoreUnavailable, open_store
 
 if TYPE_CHECKING:
@@ -32,7 +33,8 @@ VALIDATE_SIGNATURE_ENV = "TWILIO_EVENTS_VALIDATE_SIGNATURE"
 PORT_ENV = "TWILIO_EVENTS_PORT"
 NO_TOKEN_MESSAGE = (
     "Signature validation is on but no Twilio auth token is configured. Set TWILIO_AUTH_TOKEN "
-    "(Twilio Console > Account > API keys & tokens) or pass auth_token=...; for local development only, "
+    "(Twilio Console > Account > API keys & tokens) or pass auth_token=... (or shared_keys=...); for local "
+    "development only, "
     f"turn validation off with validate_signature=False or {VALIDATE_SIGNATURE_ENV}=false."
 )
 
@@ -47,8 +49,10 @@ class TwilioEvents:
     def __init__(
         self,
         *,
-        auth_token: str | None = None,
+        auth_token: AuthTokens | None = None,
         account_sid: str | None = None,
+        shared_keys: Mapping[str, str | SharedKey] | None = None,
+        basic_auth: tuple[str, str] | None = None,
         validate_signature: bool | None = None,
         public_url: str | None = None,
         trust_forwarded_headers: bool = False,
@@ -68,7 +72,13 @@ class TwilioEvents:
         """Configure the app.
 
         auth_token / account_sid: default to TWILIO_AUTH_TOKEN / TWILIO_ACCOUNT_SID; with an account SID,
-            callbacks for any other account are refused (403).
+            callbacks for any other account are refused (403). Several tokens for a rotation: a list,
+            primary first, or "primary,secondary" (and TWILIO_SECONDARY_AUTH_TOKEN); subaccounts: a mapping
+            {AccountSid: token or tokens}, and callbacks of any other account are refused.
+        shared_keys: {key_id: secret or SharedKey(secret, algorithm)} of the Webhooks configuration API
+            (default TWILIO_EVENTS_SHARED_KEYS, "id=secret,id=secret"; algorithm HMAC_SHA256).
+        basic_auth: (user, password) Twilio must send with HTTP Basic authentication, the user info of
+            the URL configured in Twilio (default TWILIO_EVENTS_BASIC_AUTH, "user:password").
         validate_signature: check X-Twilio-Signature (default True, or TWILIO_EVENTS_VALIDATE_SIGNATURE).
         public_url: the base URL Twilio calls (e.g. "https://abc.ngrok.app"), used for signatures.
         trust_forwarded_headers: rebuild the public URL from Forwarded / X-Forwarded-* headers.
@@ -86,8 +96,12 @@ class TwilioEvents:
             stays held, and how long running handlers may finish at shut-down (seconds).
         dedupe_window: how long a handled callback's duplicates are recognised.
         """
-        self.auth_token = auth_token or os.environ.get("TWILIO_AUTH_TOKEN") or None
-        self.account_sid = account_sid or os.environ.get("TWILIO_ACCOUNT_SID") or None
+        try:
+            credentials, self.account_sid, self.auth_token = load_credentials(
+                auth_token, account_sid, shared_keys, basic_auth
+            )
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
         if validate_signature is None:
             validate_signature = _env_flag(VALIDATE_SIGNATURE_ENV, default=True)
         self.validate_signature = validate_signature
@@ -118,19 +132,17 @@ class TwilioEvents:
         self._started = False
         self._start_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._client: Client | None = None
-        self._validator: SignatureValidator | None = None
         if validate_signature:
-            if not self.auth_token:
+            if not credentials.can_verify:
                 raise ConfigurationError(NO_TOKEN_MESSAGE)
-            self._validator = SignatureValidator(self.auth_token)
         else:
             _warn_validation_off()
         self._endpoint = Endpoint(
             path=self.path,
             channels=channels,
             dispatcher=self._dispatcher,
-            validator=self._validator,
-            account_sid=self.account_sid,
+            verifier=RequestVerifier(credentials, validate_signature=validate_signature),
+            refusals=RefusalLog(),
             public_url=public_url,
             trust_forwarded_headers=trust_forwarded_headers,
             max_body_size=max_body_size,
@@ -268,7 +280,7 @@ class TwilioEvents:
         counts = f"{len(self.call.handlers)} call and {len(self.sms.handlers)} message handlers"
         if self.delivery == "durable":
             logger.info("durable delivery: events are stored in %s before they are acknowledged", self.store)
-        if self._validator is None:
+        if not self.validate_signature:
             _warn_validation_off()
             logger.info("twilio_events ready at %s with %s", self.path, counts)
         else:
