@@ -59,10 +59,11 @@ class SignatureValidator:
             return None
         signed = signed_params(params).encode("utf-8")
         expected = signature.encode("utf-8")
+        hash_function = self._hash
         for index, key in enumerate(self._keys):
             valid = False
             for variant in variants:  # every variant is checked: no early exit that timing could reveal
-                digest = base64.b64encode(hmac.digest(key, variant + signed, self._hash))
+                digest = base64.b64encode(hmac.digest(key, variant + signed, hash_function))
                 valid |= hmac.compare_digest(digest, expected)
             if valid:
                 return index
