@@ -41,6 +41,7 @@ def _clean_twilio_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "TWILIO_EVENTS_VALIDATE_SIGNATURE",
         "TWILIO_EVENTS_SHARED_KEYS",
         "TWILIO_EVENTS_BASIC_AUTH",
+        "TWILIO_EVENTS_DIGEST_AUTH",
     ):
         monkeypatch.delenv(name, raising=False)
 

@@ -10,16 +10,19 @@ import base64
 import hashlib
 import hmac
 import logging
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 from twilio.request_validator import HMAC_SHA256, RequestValidator
 
-from twilio_events import CallEvent, TwilioEvents
+from twilio_events import CallEvent, ConfigurationError, TwilioEvents
+from twilio_events.security import DigestAuth, Refusal
 from twilio_events.testing import call_payload, sign
 
-from .conftest import FORM, TOKEN, LiveServer, encode_form
+from .conftest import DEADLINE, FORM, TOKEN, LiveServer, encode_form, wait_for
 
 OLD = "old-token-0123456789abcdef012345"
 NEW = "new-token-fedcba9876543210fedcba"
@@ -84,7 +87,8 @@ def test_old_and_new_token_are_both_accepted_and_the_log_says_which_signed(
     assert "callbacks are signed with the primary auth token" in logs.text
     assert "now signed with the secondary auth token (until now: the primary auth token)" in logs.text
     assert "the secondary one was promoted; make it the first token" in logs.text
-    assert "-> 200 in" in logs.text and ", signed with the secondary auth token" in logs.text
+    # The request's own line is written once the answer has gone: wait for it rather than race it.
+    wait_for(lambda: "-> 200 in" in logs.text and ", signed with the secondary" in logs.text, "its log line")
     assert warnings_of(logs) == []
     assert_no_secret_in(logs.text)
 
@@ -356,7 +360,7 @@ def test_basic_auth_with_a_signature_over_the_url_without_user_info(
     [
         (basic(USER, "wrong"), 403, "the password differs"),
         (basic("someone", PASSWORD), 403, "the user name differs"),
-        ("Basic not-base64!", 403, "not valid Basic credentials"),
+        ("Basic not-base64!", 403, "not valid HTTP Basic credentials"),
         ("Bearer abc", 401, None),
     ],
     ids=["password", "user", "malformed", "other-scheme"],
@@ -515,3 +519,143 @@ def test_one_warning_per_cause_however_many_refusals(
     assert "No configured secret matches it" in lines[0]
     assert "no X-Twilio-Signature header" in lines[1]
     assert "refused 403: Forbidden" not in logs.text  # no second, unexplained line per refusal
+
+
+# --- HTTP Digest authentication, and both schemes through urllib's own client handlers --------------------
+
+
+def urllib_post(live: LiveServer, handler: urllib.request.BaseHandler, params: dict[str, str]) -> int:
+    """POST a signed callback with urllib, whose handler answers the server's challenge by itself."""
+    request = urllib.request.Request(
+        live.url(),
+        data=encode_form(params),
+        headers={"Content-Type": FORM, "X-Twilio-Signature": sign(live.url(), params, TOKEN)},
+    )
+    try:
+        with urllib.request.build_opener(handler).open(request, timeout=DEADLINE) as response:
+            status: int = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+        error.close()
+    return status
+
+
+def password_manager(live: LiveServer, user: str, password: str) -> urllib.request.HTTPPasswordMgr:
+    manager = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    manager.add_password(None, live.base_url, user, password)
+    return manager
+
+
+@pytest.fixture
+def with_digest_auth(serve: Callable[..., LiveServer]) -> tuple[LiveServer, Handled]:
+    app = TwilioEvents(auth_token=TOKEN, digest_auth=(USER, PASSWORD))
+    return serve(app), Handled(app)
+
+
+def test_digest_challenge_and_login_by_urllibs_digest_client(
+    with_digest_auth: tuple[LiveServer, Handled], logs: pytest.LogCaptureFixture
+) -> None:
+    live, handled = with_digest_auth
+    params = call_payload()
+
+    challenge = live.callback(params)
+    status = urllib_post(
+        live, urllib.request.HTTPDigestAuthHandler(password_manager(live, USER, PASSWORD)), params
+    )
+
+    assert challenge.status_code == 401
+    assert challenge.headers["WWW-Authenticate"].startswith('Digest realm="twilio_events", qop="auth"')
+    assert status == 200
+    assert handled.sids == [params["CallSid"]]
+    assert warnings_of(logs) == []
+
+
+def test_a_wrong_digest_password_is_refused_and_explained(
+    with_digest_auth: tuple[LiveServer, Handled], logs: pytest.LogCaptureFixture
+) -> None:
+    live, handled = with_digest_auth
+
+    status = urllib_post(
+        live, urllib.request.HTTPDigestAuthHandler(password_manager(live, USER, "nope")), call_payload()
+    )
+
+    assert status == 403
+    assert handled.sids == []
+    [line] = warnings_of(logs)
+    assert "wrong HTTP Digest credentials (the password differs)" in line
+    assert_no_secret_in(logs.text)
+
+
+def test_basic_login_by_urllibs_basic_client(with_basic_auth: tuple[LiveServer, Handled]) -> None:
+    live, handled = with_basic_auth
+
+    status = urllib_post(
+        live, urllib.request.HTTPBasicAuthHandler(password_manager(live, USER, PASSWORD)), call_payload()
+    )
+
+    assert status == 200 and len(handled.sids) == 1
+
+
+def test_basic_and_digest_together_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="choose HTTP Basic or Digest"):
+        TwilioEvents(auth_token=TOKEN, basic_auth=(USER, PASSWORD), digest_auth=(USER, PASSWORD))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def digest_scope(authorization: str, target: str = "/hook?a=1") -> dict[str, Any]:
+    path, _, query = target.partition("?")
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "headers": [(b"authorization", authorization.encode())],
+    }
+
+
+def digest_answer(challenge: str, *, password: str = PASSWORD, uri: str = "/hook?a=1") -> str:
+    """The Authorization a Digest client sends (RFC 7616, MD5, qop=auth), written out independently."""
+    nonce = challenge.split('nonce="', 1)[1].split('"', 1)[0]
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+    ha1, ha2 = md5(f"{USER}:twilio_events:{password}"), md5(f"POST:{uri}")
+    response = md5(f"{ha1}:{nonce}:00000001:c0ffee:auth:{ha2}")
+    return (
+        f'Digest username="{USER}", realm="twilio_events", nonce="{nonce}", uri="{uri}", '
+        f'response="{response}", qop=auth, nc=00000001, cnonce="c0ffee", algorithm=MD5'
+    )
+
+
+def test_digest_nonces_expire_and_are_bound_to_the_service_and_the_request() -> None:
+    clock = Clock()
+    digest = DigestAuth(USER, PASSWORD, clock=clock)
+    challenge = digest.challenge["WWW-Authenticate"]
+
+    digest.check(digest_scope(digest_answer(challenge)))  # accepted: no exception
+    # Another process with the same credentials accepts the nonce: nothing is shared but the password.
+    DigestAuth(USER, PASSWORD, clock=clock).check(digest_scope(digest_answer(challenge)))
+
+    with pytest.raises(Refusal) as wrong_uri:
+        digest.check(digest_scope(digest_answer(challenge, uri="/other"), "/hook?a=1"))
+    assert (wrong_uri.value.status_code, wrong_uri.value.cause) == (403, "auth-wrong")
+
+    forged = challenge.replace('nonce="', 'nonce="f', 1)
+    with pytest.raises(Refusal) as not_ours:
+        digest.check(digest_scope(digest_answer(forged)))
+    assert "a nonce this service never issued" in not_ours.value.detail
+
+    clock.now += 301
+    with pytest.raises(Refusal) as stale:
+        digest.check(digest_scope(digest_answer(challenge)))
+    assert stale.value.status_code == 401
+    assert stale.value.headers is not None and stale.value.headers["WWW-Authenticate"].endswith("stale=true")

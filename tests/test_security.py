@@ -12,7 +12,7 @@ from twilio_events import ConfigurationError, TwilioEvents
 from twilio_events.events import Params
 from twilio_events.http.request import header
 from twilio_events.security import SharedKey, SignatureValidator, callback_url, load_credentials
-from twilio_events.security.verifier import SignatureSettings
+from twilio_events.security.signature import SignatureSettings
 from twilio_events.testing import TEST_ACCOUNT_SID, sign
 
 VECTOR_TOKEN = "12345"

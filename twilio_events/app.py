@@ -53,6 +53,7 @@ class TwilioEvents:
         account_sid: str | None = None,
         shared_keys: Mapping[str, str | SharedKey] | None = None,
         basic_auth: tuple[str, str] | None = None,
+        digest_auth: tuple[str, str] | None = None,
         validate_signature: bool | None = None,
         public_url: str | None = None,
         trust_forwarded_headers: bool = False,
@@ -77,8 +78,9 @@ class TwilioEvents:
             {AccountSid: token or tokens}, and callbacks of any other account are refused.
         shared_keys: {key_id: secret or SharedKey(secret, algorithm)} of the Webhooks configuration API
             (default TWILIO_EVENTS_SHARED_KEYS, "id=secret,id=secret"; algorithm HMAC_SHA256).
-        basic_auth: (user, password) Twilio must send with HTTP Basic authentication, the user info of
-            the URL configured in Twilio (default TWILIO_EVENTS_BASIC_AUTH, "user:password").
+        basic_auth / digest_auth: (user, password) Twilio must log in with, by HTTP Basic or Digest
+            authentication: the user info of the URL configured in Twilio (default
+            TWILIO_EVENTS_BASIC_AUTH / TWILIO_EVENTS_DIGEST_AUTH, "user:password").
         validate_signature: check X-Twilio-Signature (default True, or TWILIO_EVENTS_VALIDATE_SIGNATURE).
         public_url: the base URL Twilio calls (e.g. "https://abc.ngrok.app"), used for signatures.
         trust_forwarded_headers: rebuild the public URL from Forwarded / X-Forwarded-* headers.
@@ -98,7 +100,7 @@ class TwilioEvents:
         """
         try:
             credentials, self.account_sid, self.auth_token = load_credentials(
-                auth_token, account_sid, shared_keys, basic_auth
+                auth_token, account_sid, shared_keys, basic_auth, digest_auth=digest_auth
             )
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None

@@ -97,13 +97,13 @@ class Endpoint:
         return await self.dispatcher.deliver(channel, callback, params, listener_of(scope))
 
     def _check_credentials(self, scope: Scope) -> None:
-        """HTTP Basic authentication, when configured: 401 asks Twilio for the credentials."""
+        """HTTP Basic or Digest authentication, when configured: 401 asks Twilio for the credentials."""
         try:
             self.verifier.authenticate(scope)
         except Refusal as refusal:
             if refusal.status_code == 401:  # Twilio's first try never has them: not worth a warning
-                logger.debug("[%s] 401: asking for HTTP Basic credentials", listener_of(scope))
-                message = "Unauthorized: HTTP Basic credentials required"
+                logger.debug("[%s] 401: asking for HTTP credentials (%s)", listener_of(scope), refusal.cause)
+                message = "Unauthorized: HTTP credentials required"
                 raise _Explained(401, message, refusal.headers) from None
             self._refuse(refusal, scope, Params(), "")
 
@@ -138,8 +138,8 @@ _FORBIDDEN = (
 _REFUSALS = {
     "no-signature": "Forbidden: the X-Twilio-Signature header is missing",
     "other-account": "Forbidden: this callback is for another Twilio account (AccountSid)",
-    "basic-auth-wrong": "Forbidden: wrong HTTP Basic credentials",
-    "basic-auth-malformed": "Forbidden: wrong HTTP Basic credentials",
+    "auth-wrong": "Forbidden: wrong HTTP credentials",
+    "auth-malformed": "Forbidden: wrong HTTP credentials",
 }
 
 

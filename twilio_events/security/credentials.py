@@ -14,6 +14,7 @@ AUTH_TOKEN_ENV = "TWILIO_AUTH_TOKEN"
 SECONDARY_AUTH_TOKEN_ENV = "TWILIO_SECONDARY_AUTH_TOKEN"
 SHARED_KEYS_ENV = "TWILIO_EVENTS_SHARED_KEYS"
 BASIC_AUTH_ENV = "TWILIO_EVENTS_BASIC_AUTH"
+DIGEST_AUTH_ENV = "TWILIO_EVENTS_DIGEST_AUTH"
 
 Tokens = str | Sequence[str]
 AuthTokens = str | Sequence[str] | Mapping[str, str | Sequence[str]]
@@ -48,6 +49,7 @@ class Credentials:
     """The AccountSids whose callbacks are accepted; None accepts any account."""
     shared_keys: Mapping[str, SharedKey]
     basic_auth: tuple[str, str] | None = field(repr=False)
+    digest_auth: tuple[str, str] | None = field(default=None, repr=False)
 
     @property
     def by_account(self) -> bool:
@@ -75,12 +77,13 @@ def load_credentials(
     shared_keys: Mapping[str, str | SharedKey] | None,
     basic_auth: tuple[str, str] | None,
     environ: Mapping[str, str] = os.environ,
+    digest_auth: tuple[str, str] | None = None,
 ) -> tuple[Credentials, str | None, str | None]:
     """The credentials, the main account's SID and its primary token; ValueError says what is wrong.
 
     Without `auth_token`, the tokens come from TWILIO_AUTH_TOKEN (comma-separated, primary first) and then
     TWILIO_SECONDARY_AUTH_TOKEN; shared keys from TWILIO_EVENTS_SHARED_KEYS (`id=secret,id=secret`); Basic
-    credentials from TWILIO_EVENTS_BASIC_AUTH (`user:password`).
+    credentials from TWILIO_EVENTS_BASIC_AUTH (`user:password`), Digest ones from TWILIO_EVENTS_DIGEST_AUTH.
     """
     account_sid = account_sid or environ.get("TWILIO_ACCOUNT_SID") or None
     if auth_token is None:
@@ -104,8 +107,13 @@ def load_credentials(
         by_account = {None: tokens}
         allowed = frozenset({account_sid}) if account_sid else None
     keys = _shared_keys(shared_keys if shared_keys is not None else environ.get(SHARED_KEYS_ENV, ""))
-    basic = _basic_auth(basic_auth if basic_auth is not None else environ.get(BASIC_AUTH_ENV, ""))
-    credentials = Credentials(by_account, allowed, keys, basic)
+    basic = _user_password(basic_auth if basic_auth is not None else environ.get(BASIC_AUTH_ENV, ""), "basic")
+    digest = _user_password(
+        digest_auth if digest_auth is not None else environ.get(DIGEST_AUTH_ENV, ""), "digest"
+    )
+    if basic and digest:
+        raise ValueError("choose HTTP Basic or Digest authentication, not both (basic_auth / digest_auth)")
+    credentials = Credentials(by_account, allowed, keys, basic, digest)
     main_tokens = by_account.get(None) or by_account.get(account_sid) or ()
     return credentials, account_sid, (main_tokens[0] if main_tokens else None)
 
@@ -132,15 +140,15 @@ def _shared_keys(value: Mapping[str, str | SharedKey] | str) -> dict[str, Shared
     }
 
 
-def _basic_auth(value: tuple[str, str] | str) -> tuple[str, str] | None:
+def _user_password(value: tuple[str, str] | str, scheme: str) -> tuple[str, str] | None:
     if isinstance(value, str):
         if not value:
             return None
         user, sep, password = value.partition(":")
         if not sep:
-            raise ValueError(f"{BASIC_AUTH_ENV} is `user:password`")
+            raise ValueError(f"TWILIO_EVENTS_{scheme.upper()}_AUTH is `user:password`")
         value = (user, password)
     user, password = value
     if not user or not password or ":" in user:
-        raise ValueError("basic_auth is (user, password): both set, and no ':' in the user name")
+        raise ValueError(f"{scheme}_auth is (user, password): both set, and no ':' in the user name")
     return user, password

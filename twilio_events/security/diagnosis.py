@@ -21,9 +21,10 @@ from starlette.types import Scope
 from ..events import Params
 from ..http.request import header
 from .credentials import token_role
+from .refusal import Refusal
 from .signature import SignatureValidator
 from .urls import request_path, scheme_and_host
-from .verifier import Refusal, RequestVerifier
+from .verifier import RequestVerifier
 
 logger = logging.getLogger("twilio_events")
 
@@ -66,14 +67,17 @@ def explain(
             "no X-Twilio-Signature header: is this request from Twilio? Twilio signs every webhook; a "
             "request without a signature comes from something else (a health check, a scanner, a test)"
         )
-    if cause == "basic-auth-wrong":
+    if cause == "auth-wrong":
         return (
-            f"wrong HTTP Basic credentials (the {refusal.detail} differs): the user info in the URL "
-            "configured in Twilio (https://user:password@host/...) must match basic_auth= / "
-            "TWILIO_EVENTS_BASIC_AUTH"
+            f"wrong {refusal.detail}: the user info in the URL configured in Twilio "
+            "(https://user:password@host/...) or its AuthProfile must match basic_auth= / digest_auth= "
+            "(TWILIO_EVENTS_BASIC_AUTH / TWILIO_EVENTS_DIGEST_AUTH)"
         )
-    if cause == "basic-auth-malformed":
-        return "an Authorization header that is not valid Basic credentials: is this request from Twilio?"
+    if cause == "auth-malformed":
+        return (
+            f"an Authorization header that is not valid {refusal.detail} credentials: is this request "
+            "from Twilio?"
+        )
     if cause == "other-account":
         allowed = ", ".join(sorted(credentials.allowed_accounts or ()))
         return (

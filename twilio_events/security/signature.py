@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import hmac
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from twilio.request_validator import HMAC_SHA1, HMAC_SHA256, add_port, remove_port
+from twilio.request_validator import HMAC_SHA1, HMAC_SHA256, add_port, get_signature_algorithm, remove_port
 
 from ..events import Params
 
@@ -98,3 +99,20 @@ def signed_params(params: Params) -> str:
     for name, value in params.multi_items():
         values.setdefault(name, set()).add(value)
     return "".join([name + value for name in sorted(values) for value in sorted(values[name])])
+
+
+@dataclass(frozen=True)
+class SignatureSettings:
+    """X-Twilio-Webhooks-Signature-Settings: which SharedKey and algorithm signed the request."""
+
+    key: str | None
+    algorithm: str
+
+    @classmethod
+    def parse(cls, value: str) -> SignatureSettings:
+        key = None
+        for part in value.split(","):
+            name, sep, item = part.partition("=")
+            if sep and name.strip().lower() == "key" and item.strip():
+                key = item.strip()
+        return cls(key, str(get_signature_algorithm(value)))

@@ -1,28 +1,25 @@
-"""Is this request from Twilio? Basic credentials, then the signature and the account it names."""
+"""Is this request from Twilio? HTTP credentials, then the signature and the account it names."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import logging
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from starlette.types import Scope
-from twilio.request_validator import SIGNATURE_SETTINGS_HEADER, get_signature_algorithm
+from twilio.request_validator import SIGNATURE_SETTINGS_HEADER
 
 from ..events import Params
 from ..http.request import header
 from .credentials import Credentials, token_role
-from .signature import HASHES, SignatureValidator
+from .http_auth import BasicAuth, DigestAuth
+from .refusal import Refusal
+from .signature import HASHES, SignatureSettings, SignatureValidator
 
 logger = logging.getLogger("twilio_events")
 
 SIGNATURE_HEADER = b"x-twilio-signature"
 SETTINGS_HEADER = SIGNATURE_SETTINGS_HEADER.lower().encode("latin-1")
-REALM = "twilio_events"
-CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'}
 _USERINFO_SAFE = "!$&'()*+,;="
 
 
@@ -33,45 +30,6 @@ class Match:
     credential: str
     account: str | None = None
     """The AccountSid whose token signed it, when each account has tokens of its own."""
-
-
-@dataclass(frozen=True)
-class SignatureSettings:
-    """X-Twilio-Webhooks-Signature-Settings: which SharedKey and algorithm signed the request."""
-
-    key: str | None
-    algorithm: str
-
-    @classmethod
-    def parse(cls, value: str) -> SignatureSettings:
-        key = None
-        for part in value.split(","):
-            name, sep, item = part.partition("=")
-            if sep and name.strip().lower() == "key" and item.strip():
-                key = item.strip()
-        return cls(key, str(get_signature_algorithm(value)))
-
-
-class Refusal(Exception):
-    """A request that is not accepted: the cause (a short name) and the answer's status and headers."""
-
-    def __init__(
-        self,
-        cause: str,
-        status_code: int = 403,
-        *,
-        url: str | None = None,
-        settings: SignatureSettings | None = None,
-        headers: dict[str, str] | None = None,
-        detail: str = "",
-    ) -> None:
-        super().__init__(cause)
-        self.cause = cause
-        self.status_code = status_code
-        self.url = url
-        self.settings = settings
-        self.headers = headers
-        self.detail = detail
 
 
 class RequestVerifier:
@@ -85,13 +43,17 @@ class RequestVerifier:
     ) -> None:
         self.credentials = credentials
         self.validate_signature = validate_signature
-        basic = credentials.basic_auth
+        login = credentials.basic_auth or credentials.digest_auth
         self.userinfo = (
-            f"{quote(basic[0], safe=_USERINFO_SAFE)}:{quote(basic[1], safe=_USERINFO_SAFE + ':')}"
-            if basic
+            f"{quote(login[0], safe=_USERINFO_SAFE)}:{quote(login[1], safe=_USERINFO_SAFE + ':')}"
+            if login
             else None
         )
-        self._basic = (basic[0].encode("utf-8"), basic[1].encode("utf-8")) if basic else None
+        self._http_auth: BasicAuth | DigestAuth | None = None
+        if credentials.basic_auth:
+            self._http_auth = BasicAuth(*credentials.basic_auth)
+        elif credentials.digest_auth:
+            self._http_auth = DigestAuth(*credentials.digest_auth)
         self._tokens = {
             account: SignatureValidator(*tokens, userinfo=self.userinfo)
             for account, tokens in credentials.tokens.items()
@@ -104,25 +66,9 @@ class RequestVerifier:
         self._last_credential: dict[str | None, str] = {}
 
     def authenticate(self, scope: Scope) -> None:
-        """Check HTTP Basic credentials when they are configured: 401 asks Twilio for them, 403 refuses."""
-        if self._basic is None:
-            return
-        value = header(scope, b"authorization")
-        if not value:
-            raise Refusal("basic-auth-missing", 401, headers=CHALLENGE)
-        scheme, _, encoded = value.strip().partition(" ")
-        if scheme.lower() != "basic":
-            raise Refusal("basic-auth-scheme", 401, headers=CHALLENGE, detail=scheme)
-        try:
-            user, sep, password = base64.b64decode(encoded.strip(), validate=True).partition(b":")
-        except (binascii.Error, ValueError):
-            sep = b""
-        if not sep:
-            raise Refusal("basic-auth-malformed", 403)
-        user_ok = hmac.compare_digest(user, self._basic[0])  # both compared, each in constant time
-        password_ok = hmac.compare_digest(password, self._basic[1])
-        if not (user_ok and password_ok):
-            raise Refusal("basic-auth-wrong", 403, detail="password" if user_ok else "user name")
+        """Check HTTP credentials when they are configured: 401 asks Twilio for them, 403 refuses."""
+        if self._http_auth is not None:
+            self._http_auth.check(scope)
 
     def verify(self, scope: Scope, url: str, params: Params, signature: str) -> Match | None:
         """The credential that signed `url` and `params` (None when signatures are off), or Refusal."""
