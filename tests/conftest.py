@@ -34,7 +34,15 @@ Pairs = Mapping[str, str] | Iterable[tuple[str, str]]
 @pytest.fixture(autouse=True)
 def _clean_twilio_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see the developer's real Twilio credentials or settings."""
-    for name in ("TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID", "TWILIO_EVENTS_VALIDATE_SIGNATURE"):
+    for name in (
+        "TWILIO_AUTH_TOKEN",
+        "TWILIO_SECONDARY_AUTH_TOKEN",
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_EVENTS_VALIDATE_SIGNATURE",
+        "TWILIO_EVENTS_SHARED_KEYS",
+        "TWILIO_EVENTS_BASIC_AUTH",
+        "TWILIO_EVENTS_DIGEST_AUTH",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 

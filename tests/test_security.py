@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from twilio.request_validator import RequestValidator
 
+from twilio_events import ConfigurationError, TwilioEvents
 from twilio_events.events import Params
 from twilio_events.http.request import header
-from twilio_events.security import SignatureValidator, callback_url
-from twilio_events.testing import sign
+from twilio_events.security import SharedKey, SignatureValidator, callback_url, load_credentials
+from twilio_events.security.signature import SignatureSettings
+from twilio_events.testing import TEST_ACCOUNT_SID, sign
 
 VECTOR_TOKEN = "12345"
 VECTOR_PARAMS = {
@@ -282,3 +285,95 @@ def test_forwarded_headers_when_trusted(headers: dict[str, str], expected: str) 
     request = scope(raw_path=b"/", headers={"Host": "internal:8000", **headers})
 
     assert callback_url(request, trust_forwarded_headers=True) == expected
+
+
+# --- credentials ----------------------------------------------------------------------------------------
+
+
+def test_a_token_list_keeps_the_primary_as_the_apps_auth_token() -> None:
+    app = TwilioEvents(auth_token=["new", "old"], account_sid=TEST_ACCOUNT_SID)
+
+    assert app.auth_token == "new"
+    assert app.account_sid == TEST_ACCOUNT_SID
+
+
+def test_a_token_map_makes_the_first_account_the_main_one_unless_account_sid_says() -> None:
+    first, second = "AC" + "1" * 32, "AC" + "2" * 32
+
+    assert TwilioEvents(auth_token={first: "a", second: ["b", "c"]}).account_sid == first
+    chosen = TwilioEvents(auth_token={first: "a", second: ["b", "c"]}, account_sid=second)
+    assert (chosen.account_sid, chosen.auth_token) == (second, "b")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"auth_token": {"not-a-sid": "t"}}, "auth_token keys are AccountSids"),
+        ({"auth_token": {}}, "names no account"),
+        ({"auth_token": {"AC" + "1" * 32: "t"}, "account_sid": "AC" + "2" * 32}, "has no token"),
+        ({"auth_token": [" ", ""]}, "holds no token"),
+        ({"auth_token": "t", "shared_keys": {"k": ""}}, "needs its secret"),
+        ({"auth_token": "t", "basic_auth": ("user", "")}, "basic_auth is (user, password)"),
+        ({"auth_token": "t", "basic_auth": ("us:er", "p")}, "no ':' in the user name"),
+        ({"shared_keys": {}}, "no Twilio auth token is configured"),
+    ],
+)
+def test_configuration_mistakes_are_named(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises((ConfigurationError, ValueError), match=re.escape(message)):
+        TwilioEvents(**settings).check_configuration()
+
+
+def test_a_shared_key_with_an_algorithm_twilio_does_not_sign_with_is_refused() -> None:
+    with pytest.raises(ValueError, match="unsupported signature algorithm 'HMAC_MD5'"):
+        SharedKey("secret", "HMAC_MD5")
+
+
+def test_shared_keys_and_basic_auth_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWILIO_EVENTS_SHARED_KEYS", "key_a=secret-a, key_b=secret-b")
+    monkeypatch.setenv("TWILIO_EVENTS_BASIC_AUTH", "twilio:pass:word")
+
+    credentials, _, token = load_credentials(None, None, None, None)
+
+    assert token is None
+    assert credentials.shared_keys == {"key_a": SharedKey("secret-a"), "key_b": SharedKey("secret-b")}
+    assert credentials.basic_auth == ("twilio", "pass:word")
+
+
+@pytest.mark.parametrize("value", ["key_a", "=secret", "key_a=s,oops"])
+def test_a_malformed_shared_keys_variable_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("TWILIO_EVENTS_SHARED_KEYS", value)
+
+    with pytest.raises(ValueError, match="TWILIO_EVENTS_SHARED_KEYS is `key_id=secret` pairs"):
+        load_credentials("t", None, None, None)
+
+
+def test_no_representation_shows_a_secret() -> None:
+    credentials, _, _ = load_credentials(
+        {"AC" + "1" * 32: ["token-one", "token-two"]}, None, {"key": "shared-secret"}, ("u", "basic-pw")
+    )
+    shown = repr(credentials) + credentials.describe()
+
+    for secret in ("token-one", "token-two", "shared-secret", "basic-pw"):
+        assert secret not in shown
+    assert "the primary and secondary auth token of AC111" in credentials.describe()
+
+
+def test_the_validator_reports_which_key_matched_and_refuses_unknown_algorithms() -> None:
+    validator = SignatureValidator("old", VECTOR_TOKEN)
+
+    assert validator.match(VECTOR_HTTPS_URL, Params(VECTOR_PARAMS), VECTOR_HTTPS) == 1
+    assert validator.match(VECTOR_HTTPS_URL, Params(VECTOR_PARAMS), "x") is None
+    with pytest.raises(ValueError, match="unsupported signature algorithm 'HMAC_SHA512'"):
+        SignatureValidator("k", algorithm="HMAC_SHA512")
+    with pytest.raises(ValueError, match="at least one key"):
+        SignatureValidator()
+
+
+def test_the_signature_settings_header_is_parsed_like_twilio() -> None:
+    parsed = SignatureSettings.parse("key=webhooks_sharedkey_01,algorithm=HMAC_SHA256")
+
+    assert parsed == SignatureSettings("webhooks_sharedkey_01", "HMAC_SHA256")
+    spaced = SignatureSettings.parse(" algorithm = hmac_sha256 , key = k ")
+    assert spaced == SignatureSettings("k", "hmac_sha256")
+    assert SignatureSettings.parse("key=k") == SignatureSettings("k", "HMAC_SHA1")  # twilio's default
+    assert SignatureSettings.parse("") == SignatureSettings(None, "HMAC_SHA1")

@@ -6,7 +6,7 @@ import hashlib
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import HMAC_SHA256, RequestValidator
 
 from twilio_events.events import Params
 from twilio_events.security import SignatureValidator
@@ -42,9 +42,11 @@ pairs_lists = st.lists(
 )
 
 
-def twilio_accepts(url: str, pairs: list[tuple[str, str]], signature: str) -> bool:
+def twilio_accepts(
+    url: str, pairs: list[tuple[str, str]], signature: str, algorithm: str | None = None, key: str = TOKEN
+) -> bool:
     try:
-        return bool(RequestValidator(TOKEN).validate(url, Params(pairs), signature))
+        return bool(RequestValidator(key).validate(url, Params(pairs), signature, algorithm))
     except ValueError:  # RequestValidator raises for URLs it cannot parse; the app refuses them
         return False
 
@@ -98,3 +100,27 @@ def test_twilio_published_vectors() -> None:
 
 def test_unparseable_url_is_refused_not_raised() -> None:
     assert not SignatureValidator(TOKEN).is_valid("http://example.com:notaport/", Params(), "x")
+
+
+@settings(max_examples=200)
+@given(url=urls(), pairs=pairs_lists, tamper=st.booleans())
+def test_same_verdict_as_request_validator_for_hmac_sha256(
+    url: str, pairs: list[tuple[str, str]], tamper: bool
+) -> None:
+    signature = RequestValidator(TOKEN).compute_signature(url, Params(pairs), algorithm=HMAC_SHA256)
+    if tamper:
+        signature = signature[:-2] + "A="
+
+    expected = twilio_accepts(url, pairs, signature, HMAC_SHA256)
+    validator = SignatureValidator(TOKEN, algorithm=HMAC_SHA256)
+    assert validator.is_valid(url, Params.from_pairs(list(pairs)), signature) is expected
+
+
+@given(url=urls(), pairs=pairs_lists)
+def test_with_several_keys_each_key_signs_as_it_would_alone(url: str, pairs: list[tuple[str, str]]) -> None:
+    keys = ("first", TOKEN, "third")
+    validator = SignatureValidator(*keys)
+    for index, key in enumerate(keys):
+        signature = RequestValidator(key).compute_signature(url, Params(pairs))
+        expected = index if twilio_accepts(url, pairs, signature, key=key) else None
+        assert validator.match(url, Params.from_pairs(list(pairs)), signature) == expected

@@ -5,6 +5,7 @@ from .channels import HandlerAlreadyRegistered
 from .events import CallEvent, CallStatus, Media, Params, SmsEvent, SmsStatus
 from .kinds import RequestKind
 from .listener import Listener
+from .security import SharedKey
 
 __version__ = "0.1.0"
 
@@ -17,6 +18,7 @@ __all__ = [
     "Media",
     "Params",
     "RequestKind",
+    "SharedKey",
     "SmsEvent",
     "SmsStatus",
     "TwilioEvents",

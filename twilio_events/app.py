@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-import os
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -27,8 +27,9 @@ from .delivery import DeliverySettings, Dispatcher, RetryPolicy
 from .http.endpoint import Endpoint
 from .http.responses import refuse
 from .listener import Listener
-from .rest import REQUEST_TIMEOUT, CredentialsError, check_account_sid, rest_client
-from .security import SignatureValidator
+from .rest import REQUEST_TIMEOUT, check_account_sid, rest_client
+from .security import RefusalLog, RequestVerifier, SharedKey, load_credentials
+from .security.credentials import AuthTokens
 from .stores import Store, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -49,8 +50,11 @@ class TwilioEvents:
     def __init__(
         self,
         *,
-        auth_token: str | None = None,
+        auth_token: AuthTokens | None = None,
         account_sid: str | None = None,
+        shared_keys: Mapping[str, str | SharedKey] | None = None,
+        basic_auth: tuple[str, str] | None = None,
+        digest_auth: tuple[str, str] | None = None,
         validate_signature: bool | None = None,
         public_url: str | None = None,
         trust_forwarded_headers: bool = False,
@@ -72,8 +76,15 @@ class TwilioEvents:
         """Configure the app.
 
         auth_token / account_sid: default to TWILIO_AUTH_TOKEN / TWILIO_ACCOUNT_SID; with an account SID,
-            callbacks for any other account are refused (403). Without a token (and validation on) the
-            app refuses to start, with a message that says what to set.
+            callbacks for any other account are refused (403). Several tokens for a rotation: a list,
+            primary first, or "primary,secondary" (and TWILIO_SECONDARY_AUTH_TOKEN); subaccounts: a mapping
+            {AccountSid: token or tokens}, and callbacks of any other account are refused. Without any
+            credential (and validation on) the app refuses to start, with a message that says what to set.
+        shared_keys: {key_id: secret or SharedKey(secret, algorithm)} of the Webhooks configuration API
+            (default TWILIO_EVENTS_SHARED_KEYS, "id=secret,id=secret"; algorithm HMAC_SHA256).
+        basic_auth / digest_auth: (user, password) Twilio must log in with, by HTTP Basic or Digest
+            authentication: the user info of the URL configured in Twilio (default
+            TWILIO_EVENTS_BASIC_AUTH / TWILIO_EVENTS_DIGEST_AUTH, "user:password").
         validate_signature: check X-Twilio-Signature (default True, or TWILIO_EVENTS_VALIDATE_SIGNATURE).
         public_url: the base URL Twilio calls (e.g. "https://abc.ngrok.app"), used for signatures.
         trust_forwarded_headers: rebuild the public URL from Forwarded / X-Forwarded-* headers.
@@ -95,16 +106,16 @@ class TwilioEvents:
         api_base_url / rest_timeout: where `app.client` sends REST calls (default Twilio's API, or
             TWILIO_EVENTS_API_BASE_URL) and how long each may take (seconds).
         """
-        self.auth_token = auth_token or os.environ.get("TWILIO_AUTH_TOKEN") or None
-        self.auth_token_given = bool(auth_token)
-        """True when the token was passed to the constructor, not read from the environment."""
-        self.account_sid = account_sid or os.environ.get("TWILIO_ACCOUNT_SID") or None
-        if self.account_sid:
-            try:
+        try:
+            credentials, self.account_sid, self.auth_token = load_credentials(
+                auth_token, account_sid, shared_keys, basic_auth, digest_auth=digest_auth
+            )
+            if self.account_sid:
                 check_account_sid(self.account_sid)
-            except CredentialsError as exc:
-                source = "account_sid" if account_sid else "TWILIO_ACCOUNT_SID"
-                raise ConfigurationError(f"{source}: {exc}") from None
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        self.auth_token_given = auth_token is not None
+        """True when the token was passed to the constructor, not read from the environment."""
         if validate_signature is None:
             validate_signature = env_flag(VALIDATE_SIGNATURE_ENV, default=True)
         self.validate_signature = validate_signature
@@ -136,18 +147,15 @@ class TwilioEvents:
         self._client: Client | None = None
         self._rest_settings = (api_base_url, rest_timeout)
         self._mounted_at = ""
-        self._validator: SignatureValidator | None = None
-        if validate_signature:
-            if self.auth_token:  # without one the app refuses to start (see startup): not at import time
-                self._validator = SignatureValidator(self.auth_token)
-        else:
+        self._credentials = credentials  # without any, and validation on, the app refuses to start
+        if not validate_signature:
             _warn_validation_off()
         self._endpoint = Endpoint(
             path=self.path,
             channels=channels,
             dispatcher=self._dispatcher,
-            validator=self._validator,
-            account_sid=self.account_sid,
+            verifier=RequestVerifier(credentials, validate_signature=validate_signature),
+            refusals=RefusalLog(),
             public_url=public_url,
             trust_forwarded_headers=trust_forwarded_headers,
             max_body_size=max_body_size,
@@ -203,15 +211,16 @@ class TwilioEvents:
 
     def check_configuration(self) -> None:
         """Raise ConfigurationError when the app cannot run: signatures to check and no auth token."""
-        if self.validate_signature and self._validator is None:
+        if self.validate_signature and not self._credentials.can_verify:
             raise ConfigurationError(NO_TOKEN_MESSAGE)
 
     def use_auth_token(self, auth_token: str) -> None:
         """Validate signatures with `auth_token` from now on (tests sign with a token of their own)."""
         self.auth_token = auth_token
         self.auth_token_given = True
-        if self.validate_signature:
-            self._validator = self._endpoint.validator = SignatureValidator(auth_token)
+        credentials = dataclasses.replace(self._credentials, tokens={None: (auth_token,)})
+        self._credentials = credentials
+        self._endpoint.verifier = RequestVerifier(credentials, validate_signature=self.validate_signature)
         self._client = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -311,7 +320,7 @@ class TwilioEvents:
         counts = f"{len(self.call.handlers)} call and {len(self.sms.handlers)} message handlers"
         if self.delivery == "durable":
             logger.info("durable delivery: events are stored in %s before they are acknowledged", self.store)
-        if self._validator is None:
+        if not self.validate_signature:
             _warn_validation_off()
             logger.info("twilio_events ready at %s with %s", self.route, counts)
         else:

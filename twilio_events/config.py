@@ -17,8 +17,8 @@ STORE_ENV = "TWILIO_EVENTS_STORE"
 DELIVERY_ENV = "TWILIO_EVENTS_DELIVERY"
 NO_TOKEN_MESSAGE = (
     "Signature validation is on but no Twilio auth token is configured. Set TWILIO_AUTH_TOKEN "
-    "(Twilio Console > Account > API keys & tokens) or pass auth_token=...; for local development only, "
-    f"turn validation off with validate_signature=False or {VALIDATE_SIGNATURE_ENV}=false."
+    "(Twilio Console > Account > API keys & tokens) or pass auth_token=... (or shared_keys=...); for local "
+    f"development only, turn validation off with validate_signature=False or {VALIDATE_SIGNATURE_ENV}=false."
 )
 
 

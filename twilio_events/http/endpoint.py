@@ -1,6 +1,7 @@
 """The webhook endpoint: one callback's way from the ASGI scope to the answer, checked in order.
 
-method -> headers -> body -> form -> signature -> account -> what kind of request -> delivery -> answer.
+method -> HTTP credentials -> headers -> body -> form -> signature -> account -> what kind of request ->
+delivery -> answer.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -18,7 +19,7 @@ from ..delivery import Dispatcher
 from ..events import Params
 from ..kinds import IDEMPOTENCY_HEADER, Recognised, RequestKind, Unrecognised, recognise
 from ..listener import LISTENER_SCOPE_KEY
-from ..security import SIGNATURE_HEADER, SignatureValidator, callback_url
+from ..security import SIGNATURE_HEADER, Refusal, RefusalLog, RequestVerifier, callback_url, explain
 from .forms import parse_form
 from .request import ClientDisconnected, Rejected, check_content_type, header, read_body
 from .responses import refuse
@@ -42,8 +43,8 @@ class Endpoint:
     path: str
     channels: dict[str, Channel[Any, Any]]
     dispatcher: Dispatcher
-    validator: SignatureValidator | None
-    account_sid: str | None
+    verifier: RequestVerifier
+    refusals: RefusalLog
     public_url: str | None
     trust_forwarded_headers: bool
     max_body_size: int
@@ -65,51 +66,85 @@ class Endpoint:
                 response = await self._respond(scope, receive)
             except Rejected as rejected:
                 response = refuse(rejected.status_code, rejected.message, rejected.headers)
-                logger.info("[%s] refused %s: %s", listener_of(scope), rejected.status_code, rejected.message)
+                if not isinstance(rejected, _Explained):  # those were logged, rate limited, with the cause
+                    status, message = rejected.status_code, rejected.message
+                    logger.info("[%s] refused %s: %s", listener_of(scope), status, message)
             except ClientDisconnected:
                 return
         await response(scope, receive, send)
         logger.debug(
-            "[%s] %s %s -> %d in %.1f ms",
+            "[%s] %s %s -> %d in %.1f ms%s",
             listener_of(scope),
             scope["method"],
             scope["path"],
             response.status_code,
             (time.perf_counter() - started) * 1000,
+            f", signed with the {scope[SIGNED_BY_SCOPE_KEY]}" if SIGNED_BY_SCOPE_KEY in scope else "",
         )
 
     async def _respond(self, scope: Scope, receive: Receive) -> Response:
         if scope["method"] != "POST":
             raise Rejected(405, "Method Not Allowed: Twilio callbacks are POST requests", {"Allow": "POST"})
+        self._check_credentials(scope)
         signature = header(scope, SIGNATURE_HEADER)
-        if self.validator is not None and not signature:
-            raise Rejected(403, "Forbidden: the X-Twilio-Signature header is missing")
+        if self.verifier.validate_signature and not signature:
+            self._refuse(Refusal("no-signature"), scope, Params(), "")
         check_content_type(scope)
         params = parse_form(await read_body(scope, receive, self.max_body_size))
-        if self.validator is not None:
-            self._check_signature(scope, params, signature or "")
-        if self.account_sid and params.get("AccountSid") != self.account_sid:
-            raise Rejected(403, "Forbidden: this callback is for another Twilio account (AccountSid)")
+        self._check_signature(scope, params, signature or "")
         callback = _recognise(params, header(scope, IDEMPOTENCY_HEADER))
         channel = self.channels[callback.channel]
         return await self.dispatcher.deliver(channel, callback, params, listener_of(scope))
 
+    def _check_credentials(self, scope: Scope) -> None:
+        """HTTP Basic or Digest authentication, when configured: 401 asks Twilio for the credentials."""
+        try:
+            self.verifier.authenticate(scope)
+        except Refusal as refusal:
+            if refusal.status_code == 401:  # Twilio's first try never has them: not worth a warning
+                logger.debug("[%s] 401: asking for HTTP credentials (%s)", listener_of(scope), refusal.cause)
+                message = "Unauthorized: HTTP credentials required"
+                raise _Explained(401, message, refusal.headers) from None
+            self._refuse(refusal, scope, Params(), "")
+
     def _check_signature(self, scope: Scope, params: Params, signature: str) -> None:
-        url = callback_url(scope, self.public_url, self.trust_forwarded_headers)
-        assert self.validator is not None
-        if not self.validator.is_valid(url, params, signature):
-            hint = (
-                "check the auth token, and that public_url is the base URL Twilio calls"
-                if self.public_url
-                else "check the auth token; if Twilio calls another URL (proxy, ngrok, TLS offload), set "
-                "public_url= or trust_forwarded_headers=True"
-            )
-            logger.warning("[%s] invalid X-Twilio-Signature for %s: %s", listener_of(scope), url, hint)
-            raise Rejected(
-                403,
-                "Forbidden: X-Twilio-Signature does not match this request "
-                "(wrong auth token, or the service does not know its public URL)",
-            )
+        """The signature (when checked) and the account; records which credential signed the request."""
+        url = ""
+        if self.verifier.validate_signature:
+            url = callback_url(scope, self.public_url, self.trust_forwarded_headers)
+        try:
+            match = self.verifier.verify(scope, url, params, signature)
+        except Refusal as refusal:
+            self._refuse(refusal, scope, params, signature)
+        if match is not None:
+            scope[SIGNED_BY_SCOPE_KEY] = match.credential
+            self.verifier.note(match, listener_of(scope))
+
+    def _refuse(self, refusal: Refusal, scope: Scope, params: Params, signature: str) -> NoReturn:
+        """403 with a terse message for the sender; the cause, explained, in one rate-limited WARNING."""
+        if self.refusals.should_log(refusal.cause):
+            message = explain(refusal, scope, params, signature, self.verifier, self.public_url)
+            self.refusals.warn(refusal.cause, listener_of(scope), refusal.status_code, message)
+        raise _Explained(refusal.status_code, _REFUSALS.get(refusal.cause, _FORBIDDEN), refusal.headers)
+
+
+SIGNED_BY_SCOPE_KEY = "twilio_events.signed_by"
+"""The scope key that holds which credential signed an accepted request, for the request's log line."""
+
+_FORBIDDEN = (
+    "Forbidden: X-Twilio-Signature does not match this request "
+    "(wrong auth token, or the service does not know its public URL)"
+)
+_REFUSALS = {
+    "no-signature": "Forbidden: the X-Twilio-Signature header is missing",
+    "other-account": "Forbidden: this callback is for another Twilio account (AccountSid)",
+    "auth-wrong": "Forbidden: wrong HTTP credentials",
+    "auth-malformed": "Forbidden: wrong HTTP credentials",
+}
+
+
+class _Explained(Rejected):
+    """A refusal whose cause the endpoint has logged already (rate limited)."""
 
 
 def _recognise(params: Params, token: str | None) -> Recognised:
