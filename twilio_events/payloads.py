@@ -259,9 +259,10 @@ def recording_status_payload(status: str = "completed", **overrides: str | None)
 
 
 def conference_payload(
-    event: str = "participant-join", sequence: int = 0, **overrides: str | None
+    event: str = "participant-join", sequence: int = 1, **overrides: str | None
 ) -> Payload:
-    """A conference status callback (`StatusCallbackEvent`: conference-start, participant-join, ...)."""
+    """A conference status callback (`StatusCallbackEvent`: conference-start, participant-join, ...), with
+    the parameters Twilio adds for that event (`Muted` on mute, `ReasonParticipantLeft` on leave, ...)."""
     payload = {
         "AccountSid": TEST_ACCOUNT_SID,
         "ConferenceSid": new_sid("CF"),
@@ -270,15 +271,25 @@ def conference_payload(
         "StatusCallbackEvent": event,
         "Timestamp": format_datetime(datetime.now(UTC)),
     }
-    if event.startswith("participant-"):
+    if event.startswith(("participant-", "announcement-")):
         payload.update(
             CallSid=new_sid("CA"),
             Coaching="false",
             EndConferenceOnExit="false",
-            Hold="false",
-            Muted="false",
+            Hold=str(event == "participant-hold").lower(),
+            Muted=str(event == "participant-mute").lower(),
             StartConferenceOnEnter="true",
         )
+    if event == "participant-leave":
+        payload.update(ParticipantCallStatus="completed", ReasonParticipantLeft="participant_hung_up")
+    elif event == "conference-end":
+        payload.update(
+            CallSidEndingConference=new_sid("CA"),
+            ReasonConferenceEnded="last-participant-left",
+            Reason="Participant hung up",
+        )
+    elif event == "announcement-fail":
+        payload["ReasonAnnouncementFailed"] = "Unable to fetch the announcement"
     return _apply(payload, overrides)
 
 
@@ -301,7 +312,7 @@ def _voice_request(status: str, direction: str) -> Payload:
         "AccountSid": TEST_ACCOUNT_SID,
         "ApiVersion": API_VERSION,
         "CallSid": new_sid("CA"),
-        "CallStatus": status,
+        "CallStatus": str(status),
         "Called": callee,
         "CalledCountry": "US",
         "CalledState": "CA",

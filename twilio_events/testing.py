@@ -36,6 +36,7 @@ from .payloads import (
     sms_payload,
     transcription_payload,
 )
+from .scenarios import conference_with_two_participants, recorded_call
 
 __all__ = [
     "API_VERSION",
@@ -47,6 +48,7 @@ __all__ = [
     "amd_payload",
     "call_payload",
     "conference_payload",
+    "conference_with_two_participants",
     "dial_action_payload",
     "gather_payload",
     "inbound_sms_payload",
@@ -55,6 +57,7 @@ __all__ = [
     "new_sid",
     "pay_action_payload",
     "record_action_payload",
+    "recorded_call",
     "recording_status_payload",
     "sign",
     "sms_payload",
