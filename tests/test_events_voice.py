@@ -29,7 +29,7 @@ TR = "TR" + "5" * 32
 
 # Each callback with every parameter Twilio documents for it (docs: /docs/voice/api/recording,
 # "RecordingStatusCallback"; /docs/voice/twiml/record, "transcribeCallback";
-# /docs/voice/api/conference-resource, "statusCallback";
+# /docs/voice/twiml/conference, "statusCallback" (the deprecated conference-record-end parameters aside);
 # /docs/voice/answering-machine-detection, "AsyncAmdStatusCallback").
 RECORDING = {
     "AccountSid": AC,
@@ -76,7 +76,6 @@ CONFERENCE = {
     "Muted": "false",
     "Hold": "true",
     "Coaching": "false",
-    "CallSidToCoach": "",
     "EndConferenceOnExit": "true",
     "StartConferenceOnEnter": "false",
     "ParticipantCallStatus": "completed",
@@ -86,6 +85,7 @@ CONFERENCE = {
     "ReasonConferenceEnded": "participant-with-end-conference-on-exit-left",
     "Reason": "Participant CA... with end_conference_on_exit left the conference",
     "ReasonAnnouncementFailed": "",
+    "AnnounceUrl": "",
 }
 AMD = {"AccountSid": AC, "CallSid": CA, "AnsweredBy": "machine_end_beep", "MachineDetectionDuration": "4200"}
 

@@ -61,7 +61,6 @@ class ConferenceEvent(_Event):
     muted: bool | None = param("Muted", _bool)
     hold: bool | None = param("Hold", _bool)
     coaching: bool | None = param("Coaching", _bool)
-    call_sid_to_coach: str | None = param("CallSidToCoach")
     end_conference_on_exit: bool | None = param("EndConferenceOnExit", _bool)
     start_conference_on_enter: bool | None = param("StartConferenceOnEnter", _bool)
     participant_call_status: str | None = param("ParticipantCallStatus")
@@ -71,6 +70,7 @@ class ConferenceEvent(_Event):
     reason_conference_ended: str | None = param("ReasonConferenceEnded")
     reason: str | None = param("Reason")
     reason_announcement_failed: str | None = param("ReasonAnnouncementFailed")
+    announce_url: str | None = param("AnnounceUrl")
 
     @property
     def sid(self) -> str:
