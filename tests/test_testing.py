@@ -308,8 +308,8 @@ def test_a_conference_with_two_participants_is_numbered_from_one() -> None:
 
     assert [(p["StatusCallbackEvent"], p.get("CallSid")) for p in story] == [
         ("participant-join", "CA1"),
-        ("conference-start", None),
         ("participant-join", "CA2"),
+        ("conference-start", None),
         ("participant-mute", "CA2"),
         ("participant-unmute", "CA2"),
         ("participant-leave", "CA2"),

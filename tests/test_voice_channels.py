@@ -1,5 +1,6 @@
 """Recordings, transcriptions, conferences and answering machine detection results over a real uvicorn
-server: every decorator, inline and durable (a real SQLite file), duplicates run once, ordering holds.
+server: every decorator, inline and durable (a real SQLite file), duplicates run once, ordering holds;
+and WhatsApp's extras on the message channel.
 
 Requests are signed with twilio's RequestValidator and shaped like `twilio_events.testing`'s factories,
 which follow the parameters Twilio documents for each callback.
@@ -26,6 +27,8 @@ from twilio_events import (
     Event,
     RecordingEvent,
     RecordingStatus,
+    SmsEvent,
+    SmsStatus,
     TranscriptionEvent,
     TranscriptionStatus,
     TwilioEvents,
@@ -38,7 +41,9 @@ from twilio_events.testing import (
     conference_with_two_participants,
     recorded_call,
     recording_status_payload,
+    sms_payload,
     transcription_payload,
+    whatsapp_payload,
 )
 
 from .conftest import TOKEN, LiveServer, wait_for
@@ -253,14 +258,14 @@ def test_conference_callbacks_are_ordered_by_their_sequence_number(
 
     for payload in [*story[:2], story[3]]:
         post_and_wait(live, recorder, payload)
-    post_skipped(live, caplog, story[2])  # the second caller's join (3), delivered after its mute (4)
+    post_skipped(live, caplog, story[2])  # conference-start (3), delivered after the mute (4)
     for payload in story[4:]:
         post_and_wait(live, recorder, payload)
 
     assert [event.sequence_number for _, event in recorder.calls] == [1, 2, 4, 5, 6, 7, 8]
     assert recorder.names()[-1] == "conference:conference-end"
     assert recorder.calls[-1][1].previous_status == "participant-leave"
-    assert "conference:participant-join" not in recorder.names()[2:]
+    assert "conference:conference-start" not in recorder.names()
 
 
 @pytest.mark.parametrize("delivery", ["inline", "durable"])
@@ -306,8 +311,8 @@ def test_a_recorded_call_and_a_conference_reach_every_channel_in_order(
         "recording:completed",
         "transcription:completed",
         "conference:participant-join",
-        "conference:conference-start",
         "conference:participant-join",
+        "conference:conference-start",
         "conference:participant-mute",
         "conference:participant-unmute",
         "conference:participant-leave",
@@ -321,3 +326,58 @@ def test_a_recorded_call_and_a_conference_reach_every_channel_in_order(
     assert transcription.recording_sid == call[3]["RecordingSid"]
     completed = recorder.calls[5][1]
     assert isinstance(completed, RecordingEvent) and completed.previous_status == "in-progress"
+
+
+@pytest.mark.parametrize("delivery", ["inline", "durable"])
+def test_whatsapp_replies_locations_referrals_and_read_receipts_reach_the_message_channel(
+    start: Callable[..., LiveServer], delivery: str
+) -> None:
+    recorder = Recorder()
+
+    def build(recorder: Recorder, **config: Any) -> TwilioEvents:
+        app = TwilioEvents(auth_token=TOKEN, **config)
+        app.sms.on_received(recorder.handler("received"))
+        app.sms.on_read(recorder.handler("read"))
+        return app
+
+    live = start(delivery, build, recorder)
+    button = whatsapp_payload("Yes", MessageType="button", ButtonText="Yes", ButtonPayload="confirm-42")
+    location = whatsapp_payload(
+        "",
+        MessageType="location",
+        Latitude="52.52",
+        Longitude="13.405",
+        Address="Unter den Linden",
+        Label="Office",
+    )
+    referral = whatsapp_payload(
+        "Is this still on?",
+        ReferralBody="Spring sale",
+        ReferralHeadline="10% off",
+        ReferralSourceId="120210000000",
+        ReferralSourceType="ad",
+        ReferralSourceUrl="https://fb.me/abc",
+        ReferralCtwaClid="ARAkLkA8rmlFeiCktEJQ",
+    )
+    read = sms_payload("read", ChannelPrefix="whatsapp", ChannelInstallSid="XE" + "1" * 32, EventType="READ")
+
+    for payload in (button, location, referral):
+        answer = live.callback(payload)
+        assert answer.status_code == 200 and "<Response" in answer.text
+    post_and_wait(live, recorder, read)
+
+    wait_for(lambda: len(recorder.calls) == 4, "every message")
+    events = dict(
+        zip(["button", "location", "referral", "read"], (event for _, event in recorder.calls), strict=True)
+    )
+    assert all(isinstance(event, SmsEvent) for event in events.values())
+    assert (events["button"].button_payload, events["button"].message_type) == ("confirm-42", "button")
+    assert (events["button"].profile_name, events["button"].wa_id) == ("Ada", "14155550100")
+    assert (events["location"].latitude, events["location"].label) == (52.52, "Office")
+    assert (events["referral"].referral_source_type, events["referral"].referral_ctwa_clid) == (
+        "ad",
+        "ARAkLkA8rmlFeiCktEJQ",
+    )
+    assert events["referral"].referral_num_media == 0 and events["referral"].is_inbound
+    assert events["read"].status is SmsStatus.READ and events["read"].event_type == "READ"
+    assert events["read"].channel_prefix == "whatsapp" and not events["read"].is_inbound

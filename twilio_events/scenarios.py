@@ -1,7 +1,8 @@
 """Whole stories as Twilio tells them: the callbacks of a recorded call, of a conference, in the order sent.
 
-Each function returns the form payloads (`twilio_events.payloads`) one story sends, sharing its SIDs and
-with advancing `Timestamp`s, for a test to post in order (or shuffled, as Twilio may deliver them).
+Each function returns the form payloads (built by `twilio_events.testing`'s factories) one story sends,
+sharing its SIDs and with advancing `Timestamp`s, for a test to post in order (or shuffled, as Twilio may
+deliver them).
 """
 
 from __future__ import annotations
@@ -9,14 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-from .payloads import (
-    Payload,
-    call_payload,
-    conference_payload,
-    new_sid,
-    recording_status_payload,
-    transcription_payload,
-)
+from .payloads import Payload, call_payload, new_sid
+from .payloads_voice import conference_payload, recording_status_payload, transcription_payload
 
 
 def recorded_call(
@@ -83,24 +78,32 @@ def conference_with_two_participants(
     friendly_name: str = "support-room",
     start: datetime | None = None,
 ) -> list[Payload]:
-    """A conference two callers join: the first joins and starts it, the second joins, is muted and
-    unmuted, then the second leaves, the first leaves and the conference ends (`SequenceNumber` 1 to 8)."""
+    """A conference two callers join: the first (the agent) joins, the second joins and the conference
+    starts (Twilio starts one when two are in and one has startConferenceOnEnter), the second is muted and
+    unmuted and leaves, the first leaves and the conference ends (`SequenceNumber` 1 to 8)."""
     conference_sid = conference_sid or new_sid("CF")
     first = first_call_sid or new_sid("CA")
     second = second_call_sid or new_sid("CA")
     clock = _Clock(start)
+    agent = {"ParticipantLabel": "agent", "EndConferenceOnExit": "true"}
+    customer = {"ParticipantLabel": "customer", "StartConferenceOnEnter": "false"}
     steps: list[tuple[str, str | None, dict[str, str]]] = [
-        ("participant-join", first, {"ParticipantLabel": "agent"}),
+        ("participant-join", first, agent),
+        ("participant-join", second, customer),
         ("conference-start", None, {}),
-        ("participant-join", second, {"ParticipantLabel": "customer", "StartConferenceOnEnter": "false"}),
-        ("participant-mute", second, {"ParticipantLabel": "customer"}),
-        ("participant-unmute", second, {"ParticipantLabel": "customer"}),
-        ("participant-leave", second, {"ParticipantLabel": "customer"}),
-        ("participant-leave", first, {"ParticipantLabel": "agent"}),
+        ("participant-mute", second, customer),
+        ("participant-unmute", second, customer),
+        ("participant-leave", second, customer),
+        ("participant-leave", first, agent),
         (
             "conference-end",
             None,
-            {"CallSidEndingConference": first, "ParticipantLabelEndingConference": "agent"},
+            {
+                "CallSidEndingConference": first,
+                "ParticipantLabelEndingConference": "agent",
+                "ReasonConferenceEnded": "participant-with-end-conference-on-exit-left",
+                "Reason": "Participant with end_conference_on_exit left the conference",
+            },
         ),
     ]
     return [
