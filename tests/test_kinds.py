@@ -212,7 +212,7 @@ def test_the_unrecognised_message_names_every_kind_received() -> None:
     for words in (
         "CallStatus (call status callbacks",
         "MessageStatus or SmsStatus",
-        "TranscriptionSid with TranscriptionStatus (transcriptions)",
+        "TranscriptionSid or TranscriptionStatus (transcriptions)",
         "RecordingStatus (recording status callbacks)",
         "ConferenceSid with StatusCallbackEvent (conference status callbacks)",
         "AnsweredBy with CallSid (answering machine detection)",

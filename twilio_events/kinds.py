@@ -101,9 +101,6 @@ _SHAPES: dict[RequestKind, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 """Each kind -> (the channel that receives it, the fields of its SID, the fields of its status), first
 field sent wins."""
 
-CHANNELS = tuple(dict.fromkeys(channel for channel, _, _ in _SHAPES.values()))
-"""Every channel name, in the order the app creates them."""
-
 
 @dataclass(frozen=True, slots=True)
 class Recognised:
@@ -176,7 +173,7 @@ def request_kind(params: Mapping[str, str]) -> RequestKind:
     raise Unrecognised(
         "Bad Request: no status field this service recognises; it receives CallStatus (call status "
         "callbacks, voice webhooks, <Gather>/<Dial>/<Record>/<Pay> actions), MessageStatus or SmsStatus "
-        "(message status callbacks, incoming messages), TranscriptionSid with TranscriptionStatus "
+        "(message status callbacks, incoming messages), TranscriptionSid or TranscriptionStatus "
         "(transcriptions), RecordingStatus (recording status callbacks), ConferenceSid with "
         "StatusCallbackEvent (conference status callbacks) and AnsweredBy with CallSid (answering machine "
         "detection)"
