@@ -19,15 +19,24 @@ from .conftest import FORM, TOKEN, encode_form
 
 def test_the_public_api() -> None:
     expected = {
+        "AmdEvent",
+        "AnsweredBy",
         "CallEvent",
         "CallStatus",
+        "ConferenceEvent",
+        "ConferenceEventType",
         "ConfigurationError",
+        "Event",
         "HandlerAlreadyRegistered",
         "Listener",
         "Media",
+        "RecordingEvent",
+        "RecordingStatus",
         "RequestKind",
         "SmsEvent",
         "SmsStatus",
+        "TranscriptionEvent",
+        "TranscriptionStatus",
         "TwilioEvents",
         "__version__",
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import logging
 import threading
@@ -11,8 +12,27 @@ from typing import Any
 
 import pytest
 
-from twilio_events import CallEvent, CallStatus, HandlerAlreadyRegistered, SmsEvent, SmsStatus, TwilioEvents
-from twilio_events.channels import CallChannel, Handler, SmsChannel, _StatusDecorator, _WebhookDecorator
+from twilio_events import (
+    AnsweredBy,
+    CallEvent,
+    CallStatus,
+    ConferenceEventType,
+    HandlerAlreadyRegistered,
+    RecordingStatus,
+    SmsEvent,
+    SmsStatus,
+    TranscriptionStatus,
+    TwilioEvents,
+)
+from twilio_events.channels import (
+    CallChannel,
+    Channel,
+    Handler,
+    SmsChannel,
+    _StatusDecorator,
+    _WebhookDecorator,
+)
+from twilio_events.channels_voice import AmdChannel, ConferenceChannel, RecordingChannel, TranscriptionChannel
 
 
 def run(awaitable: Awaitable[Any]) -> Any:
@@ -265,3 +285,99 @@ def test_handler_names_are_qualified() -> None:
 
     assert Handler.wrap(local).name.endswith("test_handler_names_are_qualified.<locals>.local")
     assert "Callable_ object" in Handler.wrap(Callable_()).name
+
+
+# --- the channels of recordings, transcriptions, conferences and AMD results -------------------------------
+
+VOICE_CHANNELS: list[tuple[type[Channel[Any, Any]], type[enum.StrEnum]]] = [
+    (RecordingChannel, RecordingStatus),
+    (TranscriptionChannel, TranscriptionStatus),
+    (ConferenceChannel, ConferenceEventType),
+    (AmdChannel, AnsweredBy),
+]
+
+
+@pytest.mark.parametrize(
+    ("channel_type", "status"),
+    [(channel, status) for channel, statuses in VOICE_CHANNELS for status in statuses],
+    ids=str,
+)
+def test_every_status_of_the_new_channels_has_its_decorator(
+    channel_type: type[Channel[Any, Any]], status: enum.StrEnum
+) -> None:
+    channel = channel_type()
+
+    def handler(event: Any) -> None:
+        pass
+
+    assert getattr(channel, "on_" + status.name.lower())(handler) is handler
+    assert channel.handlers == {status.value: channel.handler_for(status.value)}
+    assert channel.event_type.__name__.endswith("Event")
+
+
+def test_the_new_channels_declare_exactly_one_decorator_per_status() -> None:
+    for channel_type, statuses in VOICE_CHANNELS:
+        declared = {name for name, value in vars(channel_type).items() if isinstance(value, _StatusDecorator)}
+        assert declared == {"on_" + status.name.lower() for status in statuses}, channel_type
+
+
+def test_a_status_the_class_body_leaves_out_gets_its_decorator_from_the_enum() -> None:
+    class Partial(Channel[Any, RecordingStatus]):
+        name = "recording"
+        event_type = RecordingChannel.event_type
+        status_type = RecordingStatus
+
+        on_completed = _StatusDecorator(RecordingStatus.COMPLETED)
+
+    assert {name for name in vars(Partial) if name.startswith("on_")} == {
+        "on_in_progress",
+        "on_completed",
+        "on_absent",
+        "on_failed",
+    }
+    channel = Partial()
+    channel.on_absent(print)  # type: ignore[attr-defined]
+    assert list(channel.handlers) == ["absent"]
+
+
+def test_a_conference_subscription_name_registers_every_event_it_sends() -> None:
+    app = TwilioEvents(auth_token="t")
+
+    def handler(event: Any) -> None:
+        pass
+
+    assert app.conference.on("mute")(handler) is handler
+    app.conference.on("speaker")(handler)
+    app.conference.on("join")(handler)
+
+    assert set(app.conference.handlers) == {
+        "participant-mute",
+        "participant-unmute",
+        "participant-speech-start",
+        "participant-speech-stop",
+        "participant-join",
+    }
+    with pytest.raises(HandlerAlreadyRegistered):
+        app.conference.on("hold")(print)
+        app.conference.on("participant-unhold")(print)  # the alias took it
+    fresh = TwilioEvents(auth_token="t").conference
+    fresh.on_participant_unmute(print)
+    with pytest.raises(HandlerAlreadyRegistered):
+        fresh.on("mute")(handler)
+    assert list(fresh.handlers) == ["participant-unmute"], "nothing of a refused alias is registered"
+
+
+def test_answered_is_the_in_progress_status_of_a_call(caplog: pytest.LogCaptureFixture) -> None:
+    app = TwilioEvents(auth_token="t")
+
+    app.call.on("answered")(print)
+
+    assert list(app.call.handlers) == ["in-progress"]
+    assert "documents no such status" not in caplog.text
+
+
+def test_every_channel_of_the_app_by_name() -> None:
+    app = TwilioEvents(auth_token="t")
+
+    assert list(app.channels) == ["call", "sms", "recording", "transcription", "conference", "amd"]
+    assert app.channels["recording"] is app.recording and app.recording.name == "recording"

@@ -65,3 +65,38 @@ def test_retry_delays_grow_exponentially_with_jitter_and_a_cap() -> None:
         delays = {policy.delay(attempts) for _ in range(50)}
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(delays) > 1  # jittered, so retries of many events do not arrive together
+
+
+@pytest.mark.parametrize(
+    ("channel", "first", "finals"),
+    [
+        ("recording", "in-progress", ["completed", "absent", "failed"]),
+        ("transcription", "in-progress", ["completed", "failed"]),
+    ],
+)
+def test_a_recording_or_transcription_is_in_progress_then_final(
+    channel: str, first: str, finals: list[str]
+) -> None:
+    started = status_mark(channel, first, None)
+    for final in finals:
+        done = status_mark(channel, final, None)
+        assert done is not None and done.final
+        assert not is_regression(started, done)
+        assert is_regression(done, started)
+        for other in finals:
+            assert is_regression(done, status_mark(channel, other, None))
+
+
+def test_conference_callbacks_follow_their_sequence_number_whatever_the_event() -> None:
+    join = status_mark("conference", "participant-join", 3)
+    assert join is not None and not join.final
+    assert not is_regression(join, status_mark("conference", "conference-start", 4))
+    assert is_regression(join, status_mark("conference", "participant-mute", 2))
+    assert is_regression(join, status_mark("conference", "participant-join", 3))
+    end = status_mark("conference", "conference-end", 9)
+    assert not is_regression(end, status_mark("conference", "participant-leave", 10))  # numbered later
+
+
+def test_answering_machine_detection_has_no_lifecycle() -> None:
+    assert status_mark("amd", "human", None) is None
+    assert status_mark("amd", "machine_start", None) is None

@@ -19,7 +19,16 @@ import httpx2 as httpx
 import pytest
 
 from twilio_events import CallStatus, SmsStatus
-from twilio_events.testing import call_payload, inbound_sms_payload, sign, sms_payload
+from twilio_events.testing import (
+    amd_payload,
+    call_payload,
+    conference_with_two_participants,
+    inbound_sms_payload,
+    recorded_call,
+    recording_status_payload,
+    sign,
+    sms_payload,
+)
 
 from .conftest import free_port, wait_for
 
@@ -378,3 +387,42 @@ def test_make_run_with_a_token_prints_a_signed_curl_line(tmp_path: Path, account
         result = run_simulate(simulate, env)  # the other terminal has the same settings
         assert result.returncode == 0, result.stdout + result.stderr
         assert run_simulate(simulate, {"TWILIO_AUTH_TOKEN": "another-token"}).returncode == 1
+
+
+# recordings_and_conferences.py
+
+
+@pytest.fixture(scope="module")
+def recordings_and_conferences(logs: Path) -> Iterator[Example]:
+    command = uvicorn_command("examples.recordings_and_conferences:app")
+    with running(command, logs / "recordings_and_conferences.log", {"TWILIO_AUTH_TOKEN": TOKEN}) as example:
+        yield example
+
+
+def test_recordings_and_conferences_prints_a_recorded_call_and_a_conference(
+    recordings_and_conferences: Example,
+) -> None:
+    call = recorded_call(text="Call me at five.")
+    room = conference_with_two_participants(friendly_name="standup")
+
+    for payload in [*call, *room, amd_payload("machine_end_beep", MachineDetectionDuration="3100")]:
+        assert_acknowledged(recordings_and_conferences.callback(payload))
+
+    recording = call[-2]
+    for line in (
+        f"{recording['RecordingSid']} ready: 19 s at {recording['RecordingUrl']}",
+        f"voicemail from {call[-1]['From']}: Call me at five.",
+        "standup: agent participant-join",
+        "standup: customer participant-join",
+        "standup: customer participant-leave",
+        "standup: agent participant-leave",
+        "standup ended: participant-with-end-conference-on-exit-left",
+        "answered by a machine (3100 ms)",
+    ):
+        recordings_and_conferences.wait_for_output(line + "\n")
+
+
+def test_recordings_and_conferences_reports_a_missing_recording(recordings_and_conferences: Example) -> None:
+    payload = recording_status_payload("absent", ErrorCode="16101", RecordingDuration=None)
+    assert_acknowledged(recordings_and_conferences.callback(payload))
+    recordings_and_conferences.wait_for_output(f"{payload['RecordingSid']} absent: error 16101\n")

@@ -181,3 +181,41 @@ def test_the_route_is_the_status_for_statuses_and_the_kind_for_webhooks() -> Non
     assert recognise(gather_payload()).route == "gather"
     assert recognise(incoming_call_payload()).channel == "call"
     assert recognise(inbound_sms_payload()).channel == "sms"
+
+
+@pytest.mark.parametrize(
+    ("payload", "channel", "sid_field", "status"),
+    [
+        (recording_status_payload("in-progress"), "recording", "RecordingSid", "in-progress"),
+        (transcription_payload(status="failed"), "transcription", "TranscriptionSid", "failed"),
+        (RECORDED_TRANSCRIPTION, "transcription", "TranscriptionSid", "completed"),
+        (conference_payload("participant-hold"), "conference", "ConferenceSid", "participant-hold"),
+        (amd_payload("fax"), "amd", "CallSid", "fax"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_the_other_voice_callbacks_go_to_their_own_channel_by_their_own_sid_and_status(
+    payload: dict[str, str], channel: str, sid_field: str, status: str
+) -> None:
+    recognised = recognise(payload)
+
+    assert (recognised.channel, recognised.sid, recognised.status) == (channel, payload[sid_field], status)
+    assert recognised.route == status and recognised.is_status
+    assert recognised.key is not None and recognised.key.startswith(f"{channel}:")
+
+
+def test_the_unrecognised_message_names_every_kind_received() -> None:
+    with pytest.raises(Unrecognised) as raised:
+        recognise({"AccountSid": "AC1"})
+
+    message = str(raised.value)
+    for words in (
+        "CallStatus (call status callbacks",
+        "MessageStatus or SmsStatus",
+        "TranscriptionSid or TranscriptionStatus (transcriptions)",
+        "RecordingStatus (recording status callbacks)",
+        "ConferenceSid with StatusCallbackEvent (conference status callbacks)",
+        "AnsweredBy with CallSid (answering machine detection)",
+    ):
+        assert words in message
+    assert "not received" not in message

@@ -1,5 +1,6 @@
 """Every kind of request Twilio sends about one call, over a real uvicorn server: each reaches its own
-handler exactly once, none is taken for another, and Twilio's retries are recognised as retries.
+handler (and channel) exactly once, none is taken for another, and Twilio's retries are recognised as
+retries.
 
 Payloads follow the fields Twilio documents for each kind (`twilio_events.testing`'s factories), signed
 with twilio's own RequestValidator, inline and durable (a real SQLite file).
@@ -21,9 +22,10 @@ import httpx2
 import pytest
 from twilio.twiml.voice_response import VoiceResponse
 
-from twilio_events import CallEvent, SmsEvent, TwilioEvents
+from twilio_events import CallEvent, Event, SmsEvent, TwilioEvents
 from twilio_events.kinds import RequestKind
 from twilio_events.testing import (
+    TEST_ACCOUNT_SID,
     TwilioTestClient,
     amd_payload,
     call_payload,
@@ -51,7 +53,7 @@ class Seen:
     calls: list[tuple[str, str, str, str | None, str | None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, handler: str, event: CallEvent | SmsEvent) -> None:
+    def record(self, handler: str, event: Event) -> None:
         digits = event.digits if isinstance(event, CallEvent) else None
         with self.lock:
             self.calls.append((handler, str(event.kind), str(event.status), event.idempotency_key, digits))
@@ -102,16 +104,24 @@ def ivr_app(seen: Seen, **config: Any) -> TwilioEvents:
     def any_message(event: SmsEvent) -> None:
         seen.record(f"sms:{event.status}", event)
 
+    for channel in (app.recording, app.transcription, app.conference, app.amd):
+
+        def any_status(event: Event, name: str = channel.name) -> None:
+            seen.record(f"{name}:{event.status}", event)
+
+        channel.on_any(any_status)
+
     return app
 
 
 def call_corpus(sid: str) -> list[tuple[str, dict[str, str]]]:
     """One request of every kind Twilio sends about one call (plus a message), labelled by the handler
-    that must receive it ("refused:<kind>" for the kinds no channel receives)."""
+    that must receive it."""
     one = {"CallSid": sid}
     message_sid = "SM" + uuid.uuid4().hex
     message = {"MessageSid": message_sid, "SmsSid": message_sid}
     statuses = ["initiated", "ringing", "in-progress", "completed"]
+    recording = "RE" + uuid.uuid4().hex
     return [
         ("incoming", incoming_call_payload(**one)),
         *(
@@ -125,13 +135,24 @@ def call_corpus(sid: str) -> list[tuple[str, dict[str, str]]]:
         ("dial", dial_action_payload("completed", **one)),
         ("record", record_action_payload(**one)),
         ("pay", pay_action_payload(**one)),
-        ("refused:transcription", transcription_payload(**one)),
-        ("refused:recording-status", recording_status_payload(**one)),
-        ("refused:conference-status", conference_payload("participant-join", **one)),
-        ("refused:amd", amd_payload("human", **one)),
+        ("recording:in-progress", recording_status_payload("in-progress", RecordingSid=recording, **one)),
+        ("recording:completed", recording_status_payload("completed", RecordingSid=recording, **one)),
+        ("transcription:completed", transcription_payload(RecordingSid=recording, **one)),
+        ("conference:participant-join", conference_payload("participant-join", **one)),
+        ("amd:machine_end_beep", amd_payload("machine_end_beep", **one)),
         *((f"sms:{status}", sms_payload(status, **message)) for status in ("queued", "sent", "delivered")),
         ("sms:received", inbound_sms_payload("menu please")),
+        ("refused", {"AccountSid": TEST_ACCOUNT_SID, "CallSid": sid}),  # no kind Twilio documents
     ]
+
+
+CHANNEL_KINDS = {
+    "status": RequestKind.CALL_STATUS,
+    "recording": RequestKind.RECORDING_STATUS,
+    "transcription": RequestKind.TRANSCRIPTION,
+    "conference": RequestKind.CONFERENCE_STATUS,
+    "amd": RequestKind.AMD,
+}
 
 
 @pytest.fixture
@@ -165,15 +186,14 @@ def test_every_kind_of_request_reaches_its_own_handler_once_and_retries_are_reco
     corpus = call_corpus("CA" + uuid.uuid4().hex)
     random.Random(seed).shuffle(corpus)
     tokens = [str(uuid.uuid4()) if with_tokens else None for _ in corpus]
-    expected = Counter(label for label, _ in corpus if not label.startswith("refused:"))
+    expected = Counter(label for label, _ in corpus if label != "refused")
 
     answers = [post(live, payload, token) for (_, payload), token in zip(corpus, tokens, strict=True)]
 
     for (label, payload), answer in zip(corpus, answers, strict=True):
-        if label.startswith("refused:"):
-            kind = RequestKind(label.removeprefix("refused:"))
+        if label == "refused":
             assert answer.status_code == 400, (label, answer.text)
-            assert kind.description in answer.text
+            assert "RecordingStatus (recording status callbacks)" in answer.text
         else:
             assert answer.status_code == 200, (label, answer.text)
         if label in ("incoming", "gather", "dial", "record", "pay"):
@@ -185,15 +205,16 @@ def test_every_kind_of_request_reaches_its_own_handler_once_and_retries_are_reco
         lambda: seen.handlers() == expected, f"every handler to run once: {seen.handlers()} != {expected}"
     )
     for handler, kind, status, _, _ in seen.calls:
-        if handler.startswith("status:"):
-            assert kind == RequestKind.CALL_STATUS and handler == f"status:{status}"
+        channel = handler.partition(":")[0]
+        if channel in CHANNEL_KINDS:
+            assert kind == CHANNEL_KINDS[channel] and handler == f"{channel}:{status}", (handler, kind)
     assert "duplicate" not in caplog.text
 
     # Twilio's retries: each request again, with its own token when it had one.
     retried = [post(live, payload, token) for (_, payload), token in zip(corpus, tokens, strict=True)]
 
     for (label, _), answer in zip(corpus, retried, strict=True):
-        assert answer.status_code == (400 if label.startswith("refused:") else 200), (label, answer.text)
+        assert answer.status_code == (400 if label == "refused" else 200), (label, answer.text)
         if label in ("incoming", "gather", "dial", "record", "pay"):
             assert f"<Say>{label}" in answer.text, (
                 "a retried webhook gets its TwiML again, never an empty answer"
@@ -230,10 +251,12 @@ def test_a_transcription_does_not_hide_the_calls_end(
             str(uuid.uuid4()) if with_token else None,
         )
 
-        assert transcription.status_code == 400
-        assert "transcription callback" in transcription.text
+        assert transcription.status_code == 200
         assert completed.status_code == 200
-        assert [(handler, kind) for handler, kind, *_ in seen.calls] == [("status:completed", "call-status")]
+        assert [(handler, kind) for handler, kind, *_ in seen.calls] == [
+            ("transcription:completed", "transcription"),
+            ("status:completed", "call-status"),
+        ]
 
 
 @pytest.mark.parametrize("delivery", ["inline", "durable"])

@@ -17,8 +17,10 @@ from twilio_events.testing import (
     TEST_ACCOUNT_SID,
     TwilioTestClient,
     call_payload,
+    conference_with_two_participants,
     inbound_sms_payload,
     new_sid,
+    recorded_call,
     sign,
     sms_payload,
 )
@@ -278,3 +280,58 @@ def test_an_app_without_validation_works_with_any_token() -> None:
 
     assert client.callback(call_payload()).status_code == 200
     assert len(seen) == 1
+
+
+# --- whole stories: a recorded call, a conference -------------------------------------------------------
+
+
+def test_a_recorded_call_is_one_call_one_recording_and_its_transcription_in_order() -> None:
+    story = recorded_call(text="Back at five.")
+
+    assert [p.get("CallStatus") for p in story[:3]] == ["initiated", "ringing", "in-progress"]
+    assert [p.get("RecordingStatus") for p in story[3:6]] == ["in-progress", None, "completed"]
+    assert story[4]["CallStatus"] == "completed" and story[4]["SequenceNumber"] == "3"
+    assert story[6]["TranscriptionText"] == "Back at five."
+    assert len({p["CallSid"] for p in story}) == 1
+    assert story[3]["RecordingSid"] == story[4]["RecordingSid"] == story[5]["RecordingSid"]
+    assert story[6]["RecordingSid"] == story[3]["RecordingSid"]
+    assert story[4]["RecordingUrl"] == story[6]["RecordingUrl"]
+    times = [parsedate_to_datetime(p["Timestamp"]) for p in story if "CallbackSource" in p]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    assert all(isinstance(value, str) for p in story for value in p.values())
+
+
+def test_a_conference_with_two_participants_is_numbered_from_one() -> None:
+    story = conference_with_two_participants(
+        conference_sid="CF1", first_call_sid="CA1", second_call_sid="CA2"
+    )
+
+    assert [(p["StatusCallbackEvent"], p.get("CallSid")) for p in story] == [
+        ("participant-join", "CA1"),
+        ("participant-join", "CA2"),
+        ("conference-start", None),
+        ("participant-mute", "CA2"),
+        ("participant-unmute", "CA2"),
+        ("participant-leave", "CA2"),
+        ("participant-leave", "CA1"),
+        ("conference-end", None),
+    ]
+    assert [p["SequenceNumber"] for p in story] == [str(n) for n in range(1, 9)]
+    assert {p["ConferenceSid"] for p in story} == {"CF1"}
+    assert story[3]["Muted"] == "true" and story[4]["Muted"] == "false"
+    assert story[-1]["CallSidEndingConference"] == "CA1"
+
+
+def test_stories_post_through_the_test_client() -> None:
+    app = TwilioEvents(auth_token=TOKEN)
+    seen: list[str] = []
+    app.recording.on_any(lambda event: seen.append(f"recording {event.status}"))
+    app.transcription.on_completed(lambda event: seen.append(f"text {event.transcription_text}"))
+    app.conference.on("join")(lambda event: seen.append(f"join {event.call_sid}"))
+
+    with TwilioTestClient(app) as client:
+        answers = [client.callback(p) for p in [*recorded_call(), *conference_with_two_participants()]]
+
+    assert {answer.status_code for answer in answers} == {200}
+    assert seen[:3] == ["recording in-progress", "recording completed", "text Please call me back."]
+    assert [line.split()[0] for line in seen[3:]] == ["join", "join"]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from starlette.types import Receive, Scope, Send
 
 from .channels import CallChannel, Channel, Handler, SmsChannel
+from .channels_voice import AmdChannel, ConferenceChannel, RecordingChannel, TranscriptionChannel
 from .config import (
     NO_TOKEN_MESSAGE,
     VALIDATE_SIGNATURE_ENV,
@@ -124,6 +125,13 @@ class TwilioEvents:
         self.listeners: list[Listener] = list(listeners) if listeners else default_listeners()
         self.call = CallChannel()
         self.sms = SmsChannel()
+        self.recording = RecordingChannel()
+        self.transcription = TranscriptionChannel()
+        self.conference = ConferenceChannel()
+        self.amd = AmdChannel()
+        every = (self.call, self.sms, self.recording, self.transcription, self.conference, self.amd)
+        self.channels: dict[str, Channel[Any, Any]] = {channel.name: channel for channel in every}
+        """Channel name -> channel, for every kind of request the app receives."""
         mode = delivery_mode(delivery)
         if ordering not in (None, "monotonic"):
             raise ConfigurationError(f"ordering must be None or 'monotonic', not {ordering!r}")
@@ -140,8 +148,7 @@ class TwilioEvents:
             visibility_timeout=visibility_timeout,
             shutdown_grace=shutdown_grace,
         )
-        channels: dict[str, Channel[Any, Any]] = {"call": self.call, "sms": self.sms}
-        self._dispatcher = Dispatcher(channels, self.store, settings)
+        self._dispatcher = Dispatcher(self.channels, self.store, settings)
         self._started = False
         self._start_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._client: Client | None = None
@@ -152,7 +159,7 @@ class TwilioEvents:
             _warn_validation_off()
         self._endpoint = Endpoint(
             path=self.path,
-            channels=channels,
+            channels=self.channels,
             dispatcher=self._dispatcher,
             verifier=RequestVerifier(credentials, validate_signature=validate_signature),
             refusals=RefusalLog(),
@@ -318,6 +325,13 @@ class TwilioEvents:
     def _log_startup(self) -> None:
         _ensure_log_output()
         counts = f"{len(self.call.handlers)} call and {len(self.sms.handlers)} message handlers"
+        others = [
+            f"{len(channel.handlers)} {name}"
+            for name, channel in self.channels.items()
+            if name not in ("call", "sms") and channel.handlers
+        ]
+        if others:
+            counts += f" (and {', '.join(others)})"
         if self.delivery == "durable":
             logger.info("durable delivery: events are stored in %s before they are acknowledged", self.store)
         if not self.validate_signature:

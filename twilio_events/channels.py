@@ -1,21 +1,22 @@
-"""A channel maps each Twilio status to the user's handler; no I/O happens here."""
+"""A channel maps each Twilio status to the user's handler; calls and messages here; no I/O."""
 
 from __future__ import annotations
 
+import enum
 import functools
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, ClassVar, Generic, TypeVar, overload
 
 from starlette.concurrency import run_in_threadpool
 
-from .events import CallEvent, CallStatus, SmsEvent, SmsStatus
+from .events import CallEvent, CallStatus, Event, SmsEvent, SmsStatus
 from .kinds import RequestKind
 
-EventT = TypeVar("EventT", CallEvent, SmsEvent)
-StatusT = TypeVar("StatusT", CallStatus, SmsStatus)
+EventT = TypeVar("EventT", bound=Event)
+StatusT = TypeVar("StatusT", bound=enum.StrEnum)
 F = TypeVar("F", bound=Callable[..., Any])
 
 logger = logging.getLogger("twilio_events")
@@ -53,19 +54,37 @@ def _is_async_callable(obj: Any) -> bool:
 
 
 class Channel(Generic[EventT, StatusT]):
-    """The handlers of one kind of callback (calls or messages), keyed by status."""
+    """The handlers of one kind of callback (calls, messages, recordings, ...), keyed by status.
 
-    def __init__(self, name: str, status_type: type[StatusT]) -> None:
-        self.name = name
-        self.status_type: type[StatusT] = status_type
+    A subclass names its event and status types; every status gets an `on_<status>` decorator (declared
+    in the class body for type checkers, added here for any the body leaves out).
+    """
+
+    name: ClassVar[str]
+    event_type: ClassVar[type[Any]]
+    status_type: ClassVar[type[enum.StrEnum]]
+    aliases: ClassVar[Mapping[str, tuple[enum.StrEnum, ...]]] = {}
+    """Other names Twilio's documentation gives statuses (`"answered"` for `in-progress`, ...)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for status in cls.status_type:
+            attribute = "on_" + status.name.lower()
+            if attribute not in cls.__dict__:
+                decorator = _StatusDecorator(status)
+                setattr(cls, attribute, decorator)
+                decorator.__set_name__(cls, attribute)
+
+    def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
 
     def on(self, status: StatusT | str) -> Callable[[F], F]:
-        """Register the decorated function for `status` (an enum member or Twilio's string)."""
+        """Register the decorated function for `status` (an enum member, Twilio's string, or an alias)."""
         key = str(status)
         if not key or key == ANY:
             raise ValueError(f"not a {self.name} status: {status!r}")
-        if key not in self.status_type._value2member_map_:
+        keys = [str(member) for member in self.aliases.get(key, ())] or [key]
+        if key not in self.status_type._value2member_map_ and key not in self.aliases:
             logger.warning(
                 "app.%s.on(%r): Twilio documents no such status; the handler runs only if it is ever sent",
                 self.name,
@@ -73,7 +92,9 @@ class Channel(Generic[EventT, StatusT]):
             )
 
         def register(function: F) -> F:
-            self._add(key, function)
+            taken = [one for one in keys if one in self._handlers]
+            for one in taken + [one for one in keys if one not in taken]:  # refuse before adding any
+                self._add(one, function)
             return function
 
         return register
@@ -144,7 +165,7 @@ _WEBHOOK_ROUTES: set[str] = set()
 class _StatusDecorator:
     """`channel.on_<status>`: registers a handler for one fixed status."""
 
-    def __init__(self, status: CallStatus | SmsStatus) -> None:
+    def __init__(self, status: enum.StrEnum) -> None:
         self.status = status
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -163,6 +184,13 @@ class _StatusDecorator:
 class CallChannel(Channel[CallEvent, CallStatus]):
     """Call status callbacks, one decorator per `CallStatus`, and the voice webhooks that answer TwiML."""
 
+    name = "call"
+    event_type = CallEvent
+    status_type = CallStatus
+    aliases: ClassVar[Mapping[str, tuple[enum.StrEnum, ...]]] = {
+        "answered": (CallStatus.IN_PROGRESS,)  # the StatusCallbackEvent that reports in-progress
+    }
+
     on_queued = _StatusDecorator(CallStatus.QUEUED)
     on_initiated = _StatusDecorator(CallStatus.INITIATED)
     on_ringing = _StatusDecorator(CallStatus.RINGING)
@@ -179,12 +207,13 @@ class CallChannel(Channel[CallEvent, CallStatus]):
     on_record_action = _WebhookDecorator(RequestKind.RECORD_ACTION)
     on_pay_action = _WebhookDecorator(RequestKind.PAY_ACTION)
 
-    def __init__(self) -> None:
-        super().__init__("call", CallStatus)
-
 
 class SmsChannel(Channel[SmsEvent, SmsStatus]):
     """Message status callbacks and incoming messages, one decorator per message status."""
+
+    name = "sms"
+    event_type = SmsEvent
+    status_type = SmsStatus
 
     on_accepted = _StatusDecorator(SmsStatus.ACCEPTED)
     on_scheduled = _StatusDecorator(SmsStatus.SCHEDULED)
@@ -199,6 +228,3 @@ class SmsChannel(Channel[SmsEvent, SmsStatus]):
     on_read = _StatusDecorator(SmsStatus.READ)
     on_partially_delivered = _StatusDecorator(SmsStatus.PARTIALLY_DELIVERED)
     on_canceled = _StatusDecorator(SmsStatus.CANCELED)
-
-    def __init__(self) -> None:
-        super().__init__("sms", SmsStatus)

@@ -76,14 +76,41 @@ class Unrecognised(ValueError):
     """The form is no Twilio request this framework knows; the message lists what it recognises."""
 
 
+_WEBHOOKS = frozenset(
+    {
+        RequestKind.INCOMING_CALL,
+        RequestKind.GATHER,
+        RequestKind.DIAL_ACTION,
+        RequestKind.RECORD_ACTION,
+        RequestKind.PAY_ACTION,
+    }
+)
+"""The voice requests routed by their kind (`on_gather`, ...) rather than by the status they carry."""
+
+_VOICE = ("call", ("CallSid",), ("CallStatus",))
+_MESSAGE = ("sms", ("MessageSid", "SmsSid"), ("MessageStatus", "SmsStatus"))
+_SHAPES: dict[RequestKind, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    **dict.fromkeys(_WEBHOOKS | {RequestKind.CALL_STATUS}, _VOICE),
+    RequestKind.MESSAGE_STATUS: _MESSAGE,
+    RequestKind.INCOMING_MESSAGE: _MESSAGE,
+    RequestKind.TRANSCRIPTION: ("transcription", ("TranscriptionSid",), ("TranscriptionStatus",)),
+    RequestKind.RECORDING_STATUS: ("recording", ("RecordingSid",), ("RecordingStatus",)),
+    RequestKind.CONFERENCE_STATUS: ("conference", ("ConferenceSid",), ("StatusCallbackEvent",)),
+    RequestKind.AMD: ("amd", ("CallSid",), ("AnsweredBy",)),
+}
+"""Each kind -> (the channel that receives it, the fields of its SID, the fields of its status), first
+field sent wins."""
+
+
 @dataclass(frozen=True, slots=True)
 class Recognised:
     """One request, recognised: its kind, the channel and route of its handler, and its key."""
 
     kind: RequestKind
     channel: str
-    """"call" or "sms": the `app.<channel>` whose handlers receive it."""
+    """The `app.<channel>` whose handlers receive it: "call", "sms", "recording", "transcription", ..."""
     sid: str
+    """The SID of the resource it is about (CallSid, MessageSid, RecordingSid, ConferenceSid, ...)."""
     status: str
     key: str | None
     """The de-duplication key; None for requests whose answer Twilio executes (never de-duplicated)."""
@@ -92,15 +119,13 @@ class Recognised:
 
     @property
     def route(self) -> str:
-        """What the channel looks the handler up by: the status for status callbacks, else the kind."""
-        if self.kind in (RequestKind.CALL_STATUS, RequestKind.MESSAGE_STATUS, RequestKind.INCOMING_MESSAGE):
-            return self.status
-        return self.kind.value
+        """What the channel looks the handler up by: the kind for voice webhooks, else the status."""
+        return self.kind.value if self.kind in _WEBHOOKS else self.status
 
     @property
     def label(self) -> str:
         """The status of a status callback or incoming message, else the kind, for logs."""
-        return self.status if self.route == self.status else self.kind.value
+        return self.route
 
     @property
     def event_key(self) -> str | None:
@@ -111,21 +136,16 @@ class Recognised:
 
     @property
     def is_status(self) -> bool:
-        """True for the status callbacks that ordering and status marks apply to."""
-        return self.kind in (RequestKind.CALL_STATUS, RequestKind.MESSAGE_STATUS)
+        """True for the asynchronous callbacks that ordering and status marks apply to."""
+        return not self.kind.answered
 
 
 def recognise(params: Mapping[str, str], token: str | None = None) -> Recognised:
     """Recognise a request from its form parameters (and its idempotency token, when Twilio sent one)."""
     kind = request_kind(params)
-    if kind in (RequestKind.MESSAGE_STATUS, RequestKind.INCOMING_MESSAGE):
-        sid = params.get("MessageSid") or params.get("SmsSid") or ""
-        status = params.get("MessageStatus") or params.get("SmsStatus") or ""
-        channel = "sms"
-    else:
-        sid = params.get("CallSid", "")
-        status = params.get("CallStatus", "")
-        channel = "call"
+    channel, sid_fields, status_fields = _SHAPES[kind]
+    sid = next((value for name in sid_fields if (value := params.get(name))), "")
+    status = next((value for name in status_fields if (value := params.get(name))), "")
     key = None if kind.answered else dedupe_key(kind, params, token)
     return Recognised(kind, channel, sid, status, key, token)
 
@@ -151,10 +171,12 @@ def request_kind(params: Mapping[str, str]) -> RequestKind:
     if sms_status:
         return RequestKind.MESSAGE_STATUS
     raise Unrecognised(
-        "Bad Request: no status field this service recognises; Twilio's callbacks carry CallStatus "
-        "(call status callbacks, voice webhooks, <Gather>/<Dial>/<Record>/<Pay> actions), MessageStatus "
-        "or SmsStatus (message status callbacks, incoming messages), TranscriptionSid, RecordingStatus, "
-        "ConferenceSid with StatusCallbackEvent, or AnsweredBy (answering machine detection)"
+        "Bad Request: no status field this service recognises; it receives CallStatus (call status "
+        "callbacks, voice webhooks, <Gather>/<Dial>/<Record>/<Pay> actions), MessageStatus or SmsStatus "
+        "(message status callbacks, incoming messages), TranscriptionSid or TranscriptionStatus "
+        "(transcriptions), RecordingStatus (recording status callbacks), ConferenceSid with "
+        "StatusCallbackEvent (conference status callbacks) and AnsweredBy with CallSid (answering machine "
+        "detection)"
     )
 
 

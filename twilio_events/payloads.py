@@ -88,7 +88,7 @@ def call_payload(status: CallStatus | str = CallStatus.RINGING, **overrides: str
         payload["SipResponseCode"] = "200" if status == CallStatus.COMPLETED else "487"
     if status == CallStatus.COMPLETED:
         payload["Duration"] = "1"
-    return _apply(payload, overrides)
+    return apply_overrides(payload, overrides)
 
 
 def sms_payload(status: SmsStatus | str = SmsStatus.DELIVERED, **overrides: str | None) -> Payload:
@@ -111,7 +111,7 @@ def sms_payload(status: SmsStatus | str = SmsStatus.DELIVERED, **overrides: str 
         payload["ErrorCode"] = error_code
     if status in (SmsStatus.DELIVERED, SmsStatus.UNDELIVERED):
         payload["RawDlrDoneDate"] = datetime.now(UTC).strftime("%y%m%d%H%M")
-    return _apply(payload, overrides)
+    return apply_overrides(payload, overrides)
 
 
 def inbound_sms_payload(
@@ -147,7 +147,31 @@ def inbound_sms_payload(
     for index, (url, content_type) in enumerate(items):
         payload[f"MediaUrl{index}"] = url
         payload[f"MediaContentType{index}"] = content_type
-    return _apply(payload, overrides)
+    return apply_overrides(payload, overrides)
+
+
+def whatsapp_payload(body: str = "Hello", **overrides: str | None) -> Payload:
+    """An incoming WhatsApp message: `whatsapp:` addresses, `ProfileName`, `WaId`, `MessageType`; add a
+    button reply (`ButtonPayload`, `ButtonText`), a location (`Latitude`, ...) or a referral as overrides."""
+    sid = new_sid("SM")
+    payload = {
+        "AccountSid": TEST_ACCOUNT_SID,
+        "ApiVersion": API_VERSION,
+        "Body": body,
+        "From": f"whatsapp:{CALLER}",
+        "MessageSid": sid,
+        "MessageType": "text",
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "ProfileName": "Ada",
+        "ReferralNumMedia": "0",
+        "SmsMessageSid": sid,
+        "SmsSid": sid,
+        "SmsStatus": SmsStatus.RECEIVED.value,
+        "To": f"whatsapp:{CALLEE}",
+        "WaId": CALLER.lstrip("+"),
+    }
+    return apply_overrides(payload, overrides)
 
 
 def incoming_call_payload(
@@ -155,27 +179,27 @@ def incoming_call_payload(
 ) -> Payload:
     """The voice webhook that asks for a call's TwiML ("a call comes in"): no CallbackSource, no
     SequenceNumber; for an outgoing call (`direction="outbound-api"`) it comes with `status="in-progress"`."""
-    payload = _voice_request(str(status), direction)
+    payload = voice_request(str(status), direction)
     if direction == "inbound":
         payload["CallToken"] = "%7B%22parentCallInfoToken%22%3A%22%22%7D"
         payload["StirVerstat"] = "TN-Validation-Passed-A"
-    return _apply(payload, overrides)
+    return apply_overrides(payload, overrides)
 
 
 def gather_payload(digits: str | None = "1", speech: str | None = None, **overrides: str | None) -> Payload:
     """A `<Gather>` action: the caller's `Digits`, or with `speech` a `SpeechResult` and `Confidence`."""
-    payload = _voice_request(CallStatus.IN_PROGRESS, "inbound")
+    payload = voice_request(CallStatus.IN_PROGRESS, "inbound")
     if speech is not None:
         payload.update(SpeechResult=speech, Confidence="0.9212")
         payload["Language"] = "en-US"
     elif digits is not None:
         payload.update(Digits=digits, FinishedOnKey="", msg="Gather End")
-    return _apply(payload, overrides)
+    return apply_overrides(payload, overrides)
 
 
 def dial_action_payload(dial_call_status: str = "completed", **overrides: str | None) -> Payload:
     """A `<Dial>` action, sent when the dialled leg ends: `DialCallStatus`, `DialCallSid`, ..."""
-    payload = _voice_request(CallStatus.IN_PROGRESS, "inbound")
+    payload = voice_request(CallStatus.IN_PROGRESS, "inbound")
     answered = dial_call_status == "completed"
     payload.update(
         DialCallStatus=dial_call_status,
@@ -183,25 +207,25 @@ def dial_action_payload(dial_call_status: str = "completed", **overrides: str | 
         DialCallDuration="37" if answered else "0",
         DialBridged="true" if answered else "false",
     )
-    return _apply(payload, overrides)
+    return apply_overrides(payload, overrides)
 
 
 def record_action_payload(**overrides: str | None) -> Payload:
     """A `<Record>` action: the recording's URL, SID and duration, and the key that ended it (`Digits`)."""
-    payload = _voice_request(CallStatus.IN_PROGRESS, "inbound")
+    payload = voice_request(CallStatus.IN_PROGRESS, "inbound")
     recording_sid = new_sid("RE")
     payload.update(
-        RecordingUrl=_recording_url(recording_sid),
+        RecordingUrl=recording_url(recording_sid),
         RecordingSid=recording_sid,
         RecordingDuration="9",
         Digits="#",
     )
-    return _apply(payload, overrides)
+    return apply_overrides(payload, overrides)
 
 
 def pay_action_payload(result: str = "success", **overrides: str | None) -> Payload:
     """A `<Pay>` action after the caller entered a card: `Result` and the Payment* fields."""
-    payload = _voice_request(CallStatus.IN_PROGRESS, "inbound")
+    payload = voice_request(CallStatus.IN_PROGRESS, "inbound")
     payload.update(
         Result=result,
         PaymentCardNumber="xxxxxxxxxxxx1111",
@@ -212,88 +236,10 @@ def pay_action_payload(result: str = "success", **overrides: str | None) -> Payl
         PaymentToken="tok_" + secrets.token_hex(8),
         ProfileId="",
     )
-    return _apply(payload, overrides)
+    return apply_overrides(payload, overrides)
 
 
-def transcription_payload(
-    text: str = "Please call me back.", status: str = "completed", **overrides: str | None
-) -> Payload:
-    """A `<Record transcribeCallback>` transcription: it carries the call's CallStatus too."""
-    payload = _voice_request(CallStatus.COMPLETED, "inbound")
-    recording_sid = new_sid("RE")
-    transcription_sid = new_sid("TR")
-    payload.update(
-        TranscriptionSid=transcription_sid,
-        TranscriptionStatus=status,
-        TranscriptionText=text,
-        TranscriptionType="fast",
-        TranscriptionUrl=f"https://api.twilio.com/{API_VERSION}/Accounts/{TEST_ACCOUNT_SID}"
-        f"/Transcriptions/{transcription_sid}",
-        RecordingSid=recording_sid,
-        RecordingUrl=_recording_url(recording_sid),
-        ForwardedFrom=CALLEE,
-        url="https://example.com/voicemail",
-    )
-    if status != "completed":
-        del payload["TranscriptionText"]
-    return _apply(payload, overrides)
-
-
-def recording_status_payload(status: str = "completed", **overrides: str | None) -> Payload:
-    """A recording status callback (`recordingStatusCallback`): no CallStatus, no From/To."""
-    recording_sid = new_sid("RE")
-    payload = {
-        "AccountSid": TEST_ACCOUNT_SID,
-        "CallSid": new_sid("CA"),
-        "ErrorCode": "0",
-        "RecordingChannels": "1",
-        "RecordingDuration": "9" if status == "completed" else "",
-        "RecordingSid": recording_sid,
-        "RecordingSource": "RecordVerb",
-        "RecordingStartTime": format_datetime(datetime.now(UTC)),
-        "RecordingStatus": status,
-        "RecordingTrack": "both",
-        "RecordingUrl": _recording_url(recording_sid),
-    }
-    return _apply(payload, overrides)
-
-
-def conference_payload(
-    event: str = "participant-join", sequence: int = 0, **overrides: str | None
-) -> Payload:
-    """A conference status callback (`StatusCallbackEvent`: conference-start, participant-join, ...)."""
-    payload = {
-        "AccountSid": TEST_ACCOUNT_SID,
-        "ConferenceSid": new_sid("CF"),
-        "FriendlyName": "support-room",
-        "SequenceNumber": str(sequence),
-        "StatusCallbackEvent": event,
-        "Timestamp": format_datetime(datetime.now(UTC)),
-    }
-    if event.startswith("participant-"):
-        payload.update(
-            CallSid=new_sid("CA"),
-            Coaching="false",
-            EndConferenceOnExit="false",
-            Hold="false",
-            Muted="false",
-            StartConferenceOnEnter="true",
-        )
-    return _apply(payload, overrides)
-
-
-def amd_payload(answered_by: str = "human", **overrides: str | None) -> Payload:
-    """An asynchronous answering machine detection result (`AsyncAmdStatusCallback`)."""
-    payload = {
-        "AccountSid": TEST_ACCOUNT_SID,
-        "AnsweredBy": answered_by,
-        "CallSid": new_sid("CA"),
-        "MachineDetectionDuration": "2340",
-    }
-    return _apply(payload, overrides)
-
-
-def _voice_request(status: str, direction: str) -> Payload:
+def voice_request(status: str, direction: str) -> Payload:
     """The parameters of every voice webhook: the call, its parties and where they are."""
     inbound = direction == "inbound"
     caller, callee = (CALLER, CALLEE) if inbound else (CALLEE, CALLER)
@@ -301,7 +247,7 @@ def _voice_request(status: str, direction: str) -> Payload:
         "AccountSid": TEST_ACCOUNT_SID,
         "ApiVersion": API_VERSION,
         "CallSid": new_sid("CA"),
-        "CallStatus": status,
+        "CallStatus": str(status),
         "Called": callee,
         "CalledCountry": "US",
         "CalledState": "CA",
@@ -318,11 +264,13 @@ def _voice_request(status: str, direction: str) -> Payload:
     }
 
 
-def _recording_url(recording_sid: str) -> str:
+def recording_url(recording_sid: str) -> str:
+    """The REST URL Twilio gives a recording of the test account."""
     return f"https://api.twilio.com/{API_VERSION}/Accounts/{TEST_ACCOUNT_SID}/Recordings/{recording_sid}"
 
 
-def _apply(payload: Payload, overrides: Mapping[str, str | None]) -> Payload:
+def apply_overrides(payload: Payload, overrides: Mapping[str, str | None]) -> Payload:
+    """`payload` with each `Name=value` override set and each `Name=None` removed."""
     for name, value in overrides.items():
         if value is None:
             payload.pop(name, None)

@@ -20,9 +20,7 @@ from .payloads import (
     CALLER,
     TEST_ACCOUNT_SID,
     Payload,
-    amd_payload,
     call_payload,
-    conference_payload,
     dial_action_payload,
     gather_payload,
     inbound_sms_payload,
@@ -31,11 +29,12 @@ from .payloads import (
     new_sid,
     pay_action_payload,
     record_action_payload,
-    recording_status_payload,
     sign,
     sms_payload,
-    transcription_payload,
+    whatsapp_payload,
 )
+from .payloads_voice import amd_payload, conference_payload, recording_status_payload, transcription_payload
+from .scenarios import conference_with_two_participants, recorded_call
 
 __all__ = [
     "API_VERSION",
@@ -47,6 +46,7 @@ __all__ = [
     "amd_payload",
     "call_payload",
     "conference_payload",
+    "conference_with_two_participants",
     "dial_action_payload",
     "gather_payload",
     "inbound_sms_payload",
@@ -55,10 +55,12 @@ __all__ = [
     "new_sid",
     "pay_action_payload",
     "record_action_payload",
+    "recorded_call",
     "recording_status_payload",
     "sign",
     "sms_payload",
     "transcription_payload",
+    "whatsapp_payload",
 ]
 
 _TOKEN_HEADER = IDEMPOTENCY_HEADER.decode()

@@ -9,16 +9,14 @@ from typing import Any
 from starlette.responses import Response
 
 from ..channels import WEBHOOK_DECORATORS, Channel, Handler
-from ..events import CallEvent, Params, SmsEvent
+from ..events import Event, Params
 from ..http.responses import acknowledge, handler_response, refuse
 from ..kinds import Recognised
 from ..stores.base import Store
-from .ordering import SidLocks, is_regression, status_mark
+from .ordering import LIFECYCLES, SidLocks, is_regression, status_mark
 from .retry import RetryPolicy
 
 logger = logging.getLogger("twilio_events")
-
-Event = CallEvent | SmsEvent
 
 
 @dataclass(slots=True)
@@ -104,14 +102,14 @@ class HandlerRunner:
     async def _check_and_run(
         self, channel: Channel[Any, Any], callback: Recognised, params: Params, listener: str, *, reply: bool
     ) -> Response:
-        event_type = CallEvent if channel.name == "call" else SmsEvent
         sid, status = callback.sid, callback.status
         mark = (
             status_mark(channel.name, status, _int_or_none(params.get("SequenceNumber")))
             if callback.is_status
             else None
         )
-        previous = await self.store.last_status(sid) if sid else None
+        # Only a channel with a lifecycle keeps marks for its SIDs: an AMD result's CallSid is the call's.
+        previous = await self.store.last_status(sid) if sid and channel.name in LIFECYCLES else None
         if self.settings.ordering == "monotonic" and is_regression(previous, mark):
             assert previous is not None
             logger.info(
@@ -123,7 +121,7 @@ class HandlerRunner:
                 previous.status,
             )
             return acknowledge()
-        event = event_type.from_params(
+        event = channel.event_type.from_params(
             params,
             previous_status=previous.status if previous else None,
             idempotency_key=callback.event_key,

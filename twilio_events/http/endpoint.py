@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 from ..channels import Channel
 from ..delivery import Dispatcher
 from ..events import Params
-from ..kinds import IDEMPOTENCY_HEADER, Recognised, RequestKind, Unrecognised, recognise
+from ..kinds import IDEMPOTENCY_HEADER, Recognised, Unrecognised, recognise
 from ..listener import LISTENER_SCOPE_KEY
 from ..security import SIGNATURE_HEADER, Refusal, RefusalLog, RequestVerifier, callback_url, explain
 from .forms import parse_form
@@ -25,15 +25,6 @@ from .request import ClientDisconnected, Rejected, check_content_type, header, r
 from .responses import refuse
 
 logger = logging.getLogger("twilio_events")
-
-_NO_CHANNEL_YET = frozenset(
-    {
-        RequestKind.TRANSCRIPTION,
-        RequestKind.RECORDING_STATUS,
-        RequestKind.CONFERENCE_STATUS,
-        RequestKind.AMD,
-    }
-)
 
 
 @dataclass(slots=True)
@@ -150,16 +141,9 @@ class _Explained(Rejected):
 def _recognise(params: Params, token: str | None) -> Recognised:
     """What kind of request this is; 400 for a form no channel receives."""
     try:
-        callback = recognise(params, token)
+        return recognise(params, token)
     except Unrecognised as exc:
         raise Rejected(400, str(exc)) from None
-    if callback.kind in _NO_CHANNEL_YET:
-        raise Rejected(
-            400,
-            f"Bad Request: this is {callback.kind.description}, which twilio_events does not "
-            "receive; point that callback URL elsewhere (it never reaches call status handlers)",
-        )
-    return callback
 
 
 def route_path(scope: Scope) -> str:

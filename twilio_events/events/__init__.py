@@ -1,0 +1,34 @@
+"""Typed, frozen events built from the form parameters of a Twilio callback, one module per family."""
+
+from __future__ import annotations
+
+from .amd import AmdEvent, AnsweredBy
+from .base import Params, param, parse_status
+from .call import CallEvent, CallStatus
+from .conference import CONFERENCE_SUBSCRIPTIONS, ConferenceEvent, ConferenceEventType
+from .message import Media, SmsEvent, SmsStatus
+from .recording import RecordingEvent, RecordingStatus, TranscriptionEvent, TranscriptionStatus
+
+Event = CallEvent | SmsEvent | RecordingEvent | TranscriptionEvent | ConferenceEvent | AmdEvent
+"""Any event a handler can receive."""
+
+__all__ = [
+    "CONFERENCE_SUBSCRIPTIONS",
+    "AmdEvent",
+    "AnsweredBy",
+    "CallEvent",
+    "CallStatus",
+    "ConferenceEvent",
+    "ConferenceEventType",
+    "Event",
+    "Media",
+    "Params",
+    "RecordingEvent",
+    "RecordingStatus",
+    "SmsEvent",
+    "SmsStatus",
+    "TranscriptionEvent",
+    "TranscriptionStatus",
+    "param",
+    "parse_status",
+]
