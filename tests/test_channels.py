@@ -379,5 +379,5 @@ def test_answered_is_the_in_progress_status_of_a_call(caplog: pytest.LogCaptureF
 def test_every_channel_of_the_app_by_name() -> None:
     app = TwilioEvents(auth_token="t")
 
-    assert list(app.channels) == ["call", "sms", "recording", "transcription", "conference", "amd"]
+    assert list(app.channels) == ["call", "sms", "recording", "transcription", "conference", "amd", "streams"]
     assert app.channels["recording"] is app.recording and app.recording.name == "recording"

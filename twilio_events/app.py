@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from starlette.types import Receive, Scope, Send
 
 from .channels import CallChannel, Channel, Handler, SmsChannel
+from .channels_streams import StreamsChannel
 from .channels_voice import AmdChannel, ConferenceChannel, RecordingChannel, TranscriptionChannel
 from .config import (
     NO_TOKEN_MESSAGE,
@@ -61,6 +62,7 @@ class TwilioEvents:
         trust_forwarded_headers: bool = False,
         path: str = "/",
         max_body_size: int = 64 * 1024,
+        event_streams_path: str | None = "events",
         listeners: Sequence[Listener] | None = None,
         delivery: Literal["inline", "durable"] | None = None,
         store: Store | str | None = None,
@@ -90,7 +92,9 @@ class TwilioEvents:
         public_url: the base URL Twilio calls (e.g. "https://abc.ngrok.app"), used for signatures.
         trust_forwarded_headers: rebuild the public URL from Forwarded / X-Forwarded-* headers.
         path: where the webhook route lives inside this app.
-        max_body_size: larger bodies are refused with 413.
+        max_body_size: larger bodies are refused with 413 (an Event Streams batch may be 16 times larger).
+        event_streams_path: where an Event Streams webhook sink posts, below `path` ("events": /events
+            when path is "/"); None receives no Event Streams.
         listeners: where `run()` serves; default one `Listener(port=8090, name="twilioListener")`
             (the ports of TWILIO_EVENTS_PORT when set).
         delivery: "inline" runs the handler before answering; "durable" commits the event to `store`,
@@ -129,7 +133,16 @@ class TwilioEvents:
         self.transcription = TranscriptionChannel()
         self.conference = ConferenceChannel()
         self.amd = AmdChannel()
-        every = (self.call, self.sms, self.recording, self.transcription, self.conference, self.amd)
+        self.streams = StreamsChannel()
+        every = (
+            self.call,
+            self.sms,
+            self.recording,
+            self.transcription,
+            self.conference,
+            self.amd,
+            self.streams,
+        )
         self.channels: dict[str, Channel[Any, Any]] = {channel.name: channel for channel in every}
         """Channel name -> channel, for every kind of request the app receives."""
         mode = delivery_mode(delivery)
@@ -166,6 +179,7 @@ class TwilioEvents:
             public_url=public_url,
             trust_forwarded_headers=trust_forwarded_headers,
             max_body_size=max_body_size,
+            streams_path=_below(self.path, event_streams_path),
         )
 
     def __repr__(self) -> str:
@@ -345,6 +359,13 @@ class TwilioEvents:
         """Where callbacks are received, with the mount point when this app is mounted in another."""
         prefix = self._mounted_at.rstrip("/")
         return prefix + self.path if prefix else self.path
+
+
+def _below(path: str, subpath: str | None) -> str | None:
+    """`subpath` under the app's `path` ("/twilio/" and "events" make "/twilio/events")."""
+    if subpath is None or not subpath.strip("/"):
+        return None
+    return path.rstrip("/") + "/" + subpath.strip("/")
 
 
 def _start_failure(exc: Exception) -> str:

@@ -11,6 +11,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .streams import CLOUDEVENT_ID, CLOUDEVENT_TYPE
+
 IDEMPOTENCY_HEADER = b"i-twilio-idempotency-token"
 """The header Twilio sends with the same value on every retry of one request."""
 
@@ -30,6 +32,7 @@ class RequestKind(enum.StrEnum):
     AMD = "amd"
     MESSAGE_STATUS = "message-status"
     INCOMING_MESSAGE = "incoming-message"
+    STREAM_EVENT = "stream-event"
 
     @property
     def answered(self) -> bool:
@@ -66,6 +69,7 @@ _DESCRIPTIONS = {
     RequestKind.AMD: "an answering machine detection callback (AnsweredBy without CallStatus)",
     RequestKind.MESSAGE_STATUS: "a message status callback",
     RequestKind.INCOMING_MESSAGE: "an incoming message (SmsStatus=received without MessageStatus)",
+    RequestKind.STREAM_EVENT: "an Event Streams event of a type no other channel receives",
 }
 
 _FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
@@ -97,6 +101,7 @@ _SHAPES: dict[RequestKind, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     RequestKind.RECORDING_STATUS: ("recording", ("RecordingSid",), ("RecordingStatus",)),
     RequestKind.CONFERENCE_STATUS: ("conference", ("ConferenceSid",), ("StatusCallbackEvent",)),
     RequestKind.AMD: ("amd", ("CallSid",), ("AnsweredBy",)),
+    RequestKind.STREAM_EVENT: ("streams", (CLOUDEVENT_ID,), (CLOUDEVENT_TYPE,)),
 }
 """Each kind -> (the channel that receives it, the fields of its SID, the fields of its status), first
 field sent wins."""
@@ -137,17 +142,40 @@ class Recognised:
     @property
     def is_status(self) -> bool:
         """True for the asynchronous callbacks that ordering and status marks apply to."""
-        return not self.kind.answered
+        return not self.kind.answered and self.kind is not RequestKind.STREAM_EVENT
 
 
 def recognise(params: Mapping[str, str], token: str | None = None) -> Recognised:
     """Recognise a request from its form parameters (and its idempotency token, when Twilio sent one)."""
+    if CLOUDEVENT_TYPE in params:
+        return _streamed(params)
     kind = request_kind(params)
+    key = None if kind.answered else dedupe_key(kind, params, token)
+    return _recognised(kind, params, key, token)
+
+
+def _recognised(
+    kind: RequestKind, params: Mapping[str, str], key: str | None, token: str | None
+) -> Recognised:
     channel, sid_fields, status_fields = _SHAPES[kind]
     sid = next((value for name in sid_fields if (value := params.get(name))), "")
     status = next((value for name in status_fields if (value := params.get(name))), "")
-    key = None if kind.answered else dedupe_key(kind, params, token)
     return Recognised(kind, channel, sid, status, key, token)
+
+
+def _streamed(params: Mapping[str, str]) -> Recognised:
+    """An Event Streams event (see streams.py): reported, never answered, and keyed by its CloudEvent id.
+
+    Nothing Twilio streams asks for TwiML, so a voice event that looks like a webhook is a status.
+    """
+    key = f"cloudevent:{params.get(CLOUDEVENT_ID, '')}"
+    try:
+        kind = request_kind(params)
+    except Unrecognised:
+        kind = RequestKind.STREAM_EVENT
+    if kind in _WEBHOOKS:
+        kind = RequestKind.CALL_STATUS
+    return _recognised(kind, params, key, None)
 
 
 def request_kind(params: Mapping[str, str]) -> RequestKind:

@@ -6,7 +6,7 @@ Needs `httpx2` for the client: install `twilio-events[testing]`.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx2 as httpx
@@ -33,6 +33,15 @@ from .payloads import (
     sms_payload,
     whatsapp_payload,
 )
+from .payloads_streams import (
+    CloudEventDict,
+    call_status_cloudevent,
+    cloudevent,
+    event_streams_body,
+    inbound_message_cloudevent,
+    message_status_cloudevent,
+    sign_event_streams,
+)
 from .payloads_voice import amd_payload, conference_payload, recording_status_payload, transcription_payload
 from .scenarios import conference_with_two_participants, recorded_call
 
@@ -45,12 +54,17 @@ __all__ = [
     "TwilioTestClient",
     "amd_payload",
     "call_payload",
+    "call_status_cloudevent",
+    "cloudevent",
     "conference_payload",
     "conference_with_two_participants",
     "dial_action_payload",
+    "event_streams_body",
     "gather_payload",
+    "inbound_message_cloudevent",
     "inbound_sms_payload",
     "incoming_call_payload",
+    "message_status_cloudevent",
     "new_idempotency_token",
     "new_sid",
     "pay_action_payload",
@@ -58,6 +72,7 @@ __all__ = [
     "recorded_call",
     "recording_status_payload",
     "sign",
+    "sign_event_streams",
     "sms_payload",
     "transcription_payload",
     "whatsapp_payload",
@@ -120,6 +135,24 @@ class TwilioTestClient(TestClient):
             all_headers[_TOKEN_HEADER] = idempotency_token or new_idempotency_token()
         all_headers.update(headers or {})
         response: httpx.Response = self.post(url, data=dict(payload), headers=all_headers)
+        return response
+
+    def event_streams(
+        self,
+        events: Sequence[CloudEventDict],
+        path: str = "/events",
+        *,
+        headers: Mapping[str, str] | None = None,
+        signature: str | None = None,
+    ) -> httpx.Response:
+        """POST `events` to an Event Streams sink at `path` as one JSON batch, signed as Twilio signs it
+        (`bodySHA256` in the URL, the URL signed) or with `signature`."""
+        body = event_streams_body(events)
+        url = str(httpx.URL(str(self.base_url).rstrip("/") + path))
+        signed_url, expected = sign_event_streams(url, body, self.auth_token)
+        all_headers = {"X-Twilio-Signature": signature or expected, "Content-Type": "application/json"}
+        all_headers.update(headers or {})
+        response: httpx.Response = self.post(signed_url, content=body, headers=all_headers)
         return response
 
     def redeliver(self, response: httpx.Response) -> httpx.Response:

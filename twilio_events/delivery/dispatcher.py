@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.responses import Response
@@ -56,6 +57,19 @@ class Dispatcher:
         if self._durable is not None and callback.key is not None:
             return await self._durable.accept(channel, callback, params, listener)
         return await self._inline.deliver(channel, callback, params, listener)
+
+    async def deliver_batch(
+        self, items: list[tuple[Channel[Any, Any], Recognised, Params]], listener: str
+    ) -> Response:
+        """An Event Streams batch: 200 once every event is committed (durable, all at once so that the
+        store groups them into one commit) or has run (inline, in order); else the first failure's answer."""
+        if self._durable is not None:
+            durable = self._durable
+            answers = await asyncio.gather(*(durable.accept(c, cb, p, listener) for c, cb, p in items))
+        else:
+            answers = [await self._inline.deliver(c, cb, p, listener) for c, cb, p in items]
+        failed = next((answer for answer in answers if answer.status_code >= 300), None)
+        return failed or Response(status_code=200)
 
     async def health(self) -> Response:
         """The health endpoint's answer."""

@@ -8,8 +8,9 @@ from .call import CallEvent, CallStatus
 from .conference import CONFERENCE_SUBSCRIPTIONS, ConferenceEvent, ConferenceEventType
 from .message import Media, SmsEvent, SmsStatus
 from .recording import RecordingEvent, RecordingStatus, TranscriptionEvent, TranscriptionStatus
+from .stream import StreamEvent
 
-Event = CallEvent | SmsEvent | RecordingEvent | TranscriptionEvent | ConferenceEvent | AmdEvent
+Event = CallEvent | SmsEvent | RecordingEvent | TranscriptionEvent | ConferenceEvent | AmdEvent | StreamEvent
 """Any event a handler can receive."""
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "RecordingStatus",
     "SmsEvent",
     "SmsStatus",
+    "StreamEvent",
     "TranscriptionEvent",
     "TranscriptionStatus",
     "param",

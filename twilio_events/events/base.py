@@ -106,6 +106,13 @@ def _rfc2822(value: str) -> datetime | None:
         return None
 
 
+def _iso8601(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def _yymmddhhmm(value: str) -> datetime | None:
     try:
         return datetime.strptime(value, "%y%m%d%H%M")
@@ -149,6 +156,12 @@ class _Event:
     """The key duplicates of this callback share: use it to make a handler's side effects idempotent."""
     kind: RequestKind | None = None
     """What kind of Twilio request this is (status callback, incoming call, `<Gather>` action, ...)."""
+    cloudevent_id: str | None = param("CloudEventId")
+    """The CloudEvent's id when this came through Event Streams (None for a callback Twilio posted)."""
+    cloudevent_type: str | None = param("CloudEventType")
+    """The CloudEvent's type (`com.twilio.messaging.message.delivered`, ...) when streamed."""
+    cloudevent_time: datetime | None = param("CloudEventTime", _iso8601)
+    """When Twilio says the streamed event happened."""
 
     _specs: ClassVar[dict[str, _Spec]] = {}
 

@@ -20,9 +20,13 @@ from ..events import Params
 from ..kinds import IDEMPOTENCY_HEADER, Recognised, Unrecognised, recognise
 from ..listener import LISTENER_SCOPE_KEY
 from ..security import SIGNATURE_HEADER, Refusal, RefusalLog, RequestVerifier, callback_url, explain
+from ..streams import JSON_MEDIA_TYPES, NotCloudEvents, parse_batch
 from .forms import parse_form
 from .request import ClientDisconnected, Rejected, check_content_type, header, read_body
 from .responses import refuse
+
+STREAMS_BODY_FACTOR = 16
+"""An Event Streams batch may be this many times `max_body_size` (1 MiB by default): it holds many events."""
 
 logger = logging.getLogger("twilio_events")
 
@@ -39,6 +43,8 @@ class Endpoint:
     public_url: str | None
     trust_forwarded_headers: bool
     max_body_size: int
+    streams_path: str | None = None
+    """Where an Event Streams webhook sink posts its CloudEvents (None: not received)."""
 
     @property
     def health_path(self) -> str:
@@ -50,11 +56,14 @@ class Endpoint:
         route = route_path(scope)
         if route == self.health_path and scope["method"] in ("GET", "HEAD"):
             response = await self.dispatcher.health()
-        elif route != self.path:
+        elif route != self.path and route != self.streams_path:
             response = refuse(404, f"Not Found: Twilio callbacks are received at {self.path}")
         else:
             try:
-                response = await self._respond(scope, receive)
+                if route == self.path:
+                    response = await self._respond(scope, receive)
+                else:
+                    response = await self._respond_to_stream(scope, receive)
             except Rejected as rejected:
                 response = refuse(rejected.status_code, rejected.message, rejected.headers)
                 if not isinstance(rejected, _Explained):  # those were logged, rate limited, with the cause
@@ -87,6 +96,34 @@ class Endpoint:
         channel = self.channels[callback.channel]
         return await self.dispatcher.deliver(channel, callback, params, listener_of(scope))
 
+    async def _respond_to_stream(self, scope: Scope, receive: Receive) -> Response:
+        """An Event Streams batch: every CloudEvent to its channel's handlers, acknowledged as one."""
+        if scope["method"] != "POST":
+            raise Rejected(405, "Method Not Allowed: Event Streams posts its events", {"Allow": "POST"})
+        self._check_credentials(scope)
+        signature = header(scope, SIGNATURE_HEADER)
+        if self.verifier.validate_signature and not signature:
+            self._refuse(Refusal("no-signature"), scope, Params(), "")
+        content_type = header(scope, b"content-type") or ""
+        if content_type.split(";", 1)[0].strip().lower() not in JSON_MEDIA_TYPES:
+            shown = content_type or "no Content-Type"
+            raise Rejected(
+                415, f"Unsupported Media Type: an Event Streams sink posts application/json, got {shown}"
+            )
+        body = await read_body(scope, receive, self.max_body_size * STREAMS_BODY_FACTOR)
+        try:
+            batch = [Params.from_pairs(event.params()) for event in parse_batch(body)]
+        except NotCloudEvents as exc:
+            raise Rejected(400, f"Bad Request: not an Event Streams batch of CloudEvents: {exc}") from None
+        accounts = [params.get("AccountSid") for params in batch]
+        self._check_signature(scope, Params(), signature or "", body=body, accounts=accounts)
+        items = [
+            (self.channels[callback.channel], callback, params)
+            for params in batch
+            for callback in (recognise(params),)
+        ]
+        return await self.dispatcher.deliver_batch(items, listener_of(scope))
+
     def _check_credentials(self, scope: Scope) -> None:
         """HTTP Basic or Digest authentication, when configured: 401 asks Twilio for the credentials."""
         try:
@@ -98,13 +135,26 @@ class Endpoint:
                 raise _Explained(401, message, refusal.headers) from None
             self._refuse(refusal, scope, Params(), "")
 
-    def _check_signature(self, scope: Scope, params: Params, signature: str) -> None:
-        """The signature (when checked) and the account; records which credential signed the request."""
+    def _check_signature(
+        self,
+        scope: Scope,
+        params: Params,
+        signature: str,
+        *,
+        body: bytes | None = None,
+        accounts: list[str | None] | None = None,
+    ) -> None:
+        """The signature (when checked) and the account(s); records which credential signed the request."""
         url = ""
         if self.verifier.validate_signature:
             url = callback_url(scope, self.public_url, self.trust_forwarded_headers)
         try:
-            match = self.verifier.verify(scope, url, params, signature)
+            if accounts is None:
+                match = self.verifier.verify(scope, url, params, signature)
+            else:  # a JSON batch: signed once, and every event's account must be accepted
+                match = self.verifier.verify(scope, url, params, signature, body=body, account=accounts[0])
+                for account in accounts[1:]:
+                    self.verifier.check_account(account)
         except Refusal as refusal:
             self._refuse(refusal, scope, params, signature)
         if match is not None:
@@ -129,6 +179,7 @@ _FORBIDDEN = (
 _REFUSALS = {
     "no-signature": "Forbidden: the X-Twilio-Signature header is missing",
     "other-account": "Forbidden: this callback is for another Twilio account (AccountSid)",
+    "body-hash": "Forbidden: the body does not match its bodySHA256",
     "auth-wrong": "Forbidden: wrong HTTP credentials",
     "auth-malformed": "Forbidden: wrong HTTP credentials",
 }

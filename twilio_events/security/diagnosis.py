@@ -91,6 +91,11 @@ def explain(
         )
     if cause == "no-token":
         return "no auth token is configured, and the request is not signed with a shared key"
+    if cause == "body-hash":
+        return (
+            "the body's SHA-256 does not match bodySHA256 in the URL: the body was changed on its way "
+            "(a proxy that re-encodes JSON?), or the request is not Twilio's"
+        )
     settings = refusal.settings
     if settings is not None and cause != "signature":
         key = settings.key or "(none)"

@@ -51,14 +51,15 @@ class SignatureValidator:
         """True when `signature` is what Twilio computes for `url` and `params` with one of the keys."""
         return self.match(url, params, signature) is not None
 
-    def match(self, url: str, params: Params, signature: str) -> int | None:
-        """The index of the first key that signed `url` and `params` as `signature`, or None."""
+    def match(self, url: str, params: Params, signature: str, *, body: bytes | None = None) -> int | None:
+        """The index of the first key that signed `url` and `params` (or `url` and a raw `body`, as a JSON
+        request without `bodySHA256` is signed) as `signature`, or None."""
         variants = self._url_variants.get(url)
         if variants is None:
             variants = self._variants(url)
         if not variants:
             return None
-        signed = signed_params(params).encode("utf-8")
+        signed = signed_params(params).encode("utf-8") if body is None else body
         expected = signature.encode("utf-8")
         hash_function = self._hash
         for index, key in enumerate(self._keys):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from starlette.types import Scope
 from twilio.request_validator import SIGNATURE_SETTINGS_HEADER
@@ -70,34 +72,60 @@ class RequestVerifier:
         if self._http_auth is not None:
             self._http_auth.check(scope)
 
-    def verify(self, scope: Scope, url: str, params: Params, signature: str) -> Match | None:
-        """The credential that signed `url` and `params` (None when signatures are off), or Refusal."""
+    def verify(
+        self,
+        scope: Scope,
+        url: str,
+        params: Params,
+        signature: str,
+        *,
+        body: bytes | None = None,
+        account: str | None = None,
+    ) -> Match | None:
+        """The credential that signed `url` and `params` (None when signatures are off), or Refusal.
+
+        For a JSON `body` (Event Streams), `params` is empty and `account` is the events' AccountSid:
+        with `bodySHA256` in the URL, the body must hash to it and the URL alone is signed; without it,
+        the URL followed by the body is.
+        """
+        account = account if account is not None else params.get("AccountSid")
         match = None
         if self.validate_signature:
+            signed_body = None if body is None else _signed_body(url, body)
             settings = header(scope, SETTINGS_HEADER)
             if settings is not None:
-                match = self._shared_key(SignatureSettings.parse(settings), url, params, signature)
+                match = self._shared_key(
+                    SignatureSettings.parse(settings), url, params, signature, signed_body
+                )
             else:
-                match = self._token(url, params, signature)
-        allowed = self.credentials.allowed_accounts
-        if allowed is not None and params.get("AccountSid") not in allowed:
-            raise Refusal("other-account")
+                match = self._token(url, params, signature, signed_body, account)
+        self.check_account(account)
         return match
 
-    def _token(self, url: str, params: Params, signature: str) -> Match:
+    def check_account(self, account: str | None) -> None:
+        """Refusal when the callbacks of `account` are not accepted here."""
+        allowed = self.credentials.allowed_accounts
+        if allowed is not None and account not in allowed:
+            raise Refusal("other-account")
+
+    def _token(
+        self, url: str, params: Params, signature: str, body: bytes | None, account: str | None
+    ) -> Match:
         validator = self._any_account
-        account = None
         if validator is None:
-            account = params.get("AccountSid")
             validator = self._tokens.get(account)
             if validator is None:
                 raise Refusal("unknown-account" if self._tokens else "no-token", url=url)
-        index = validator.match(url, params, signature)
+        else:
+            account = None
+        index = validator.match(url, params, signature, body=body)
         if index is None:
             raise Refusal("signature", url=url)
         return Match(f"{token_role(index)} auth token", account)
 
-    def _shared_key(self, settings: SignatureSettings, url: str, params: Params, signature: str) -> Match:
+    def _shared_key(
+        self, settings: SignatureSettings, url: str, params: Params, signature: str, body: bytes | None
+    ) -> Match:
         if not self._keys:
             raise Refusal("no-shared-keys", url=url, settings=settings)
         if settings.key is None or settings.key not in self._keys:
@@ -106,7 +134,7 @@ class RequestVerifier:
             raise Refusal("unsupported-algorithm", url=url, settings=settings)
         if settings.algorithm.upper() != self.credentials.shared_keys[settings.key].algorithm.upper():
             raise Refusal("algorithm-mismatch", url=url, settings=settings)
-        if self._keys[settings.key].match(url, params, signature) is None:
+        if self._keys[settings.key].match(url, params, signature, body=body) is None:
             raise Refusal("signature", url=url, settings=settings)
         return Match(f"shared key {settings.key}")
 
@@ -134,3 +162,15 @@ class RequestVerifier:
             last,
             advice,
         )
+
+
+def _signed_body(url: str, body: bytes) -> bytes:
+    """What follows the URL in the signed string of a JSON request: nothing when the URL carries the
+    body's hash (`bodySHA256`, checked here: Refusal when it differs), else the body itself."""
+    declared = parse_qs(urlsplit(url).query).get("bodySHA256")
+    if not declared:
+        return body
+    actual = hashlib.sha256(body).hexdigest()
+    if not hmac.compare_digest(actual.encode(), declared[0].lower().encode()):
+        raise Refusal("body-hash", url=url)
+    return b""
