@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .app import TwilioEvents
-from .channels import ANY, Channel
-from .console import CommandError, table
-from .listener import Listener
+from .. import __version__
+from ..app import TwilioEvents
+from ..channels import ANY, Channel
+from ..listener import Listener
+from .output import CommandError, table
 
 DEFAULT_LISTENER_NAME = "twilioListener"
 
@@ -106,7 +106,7 @@ def summary(app: TwilioEvents, target: str) -> str:
 def try_it(app: TwilioEvents) -> list[str]:
     """How to send the first listener a test callback that reaches a handler: a ready `curl` line
     (signed when the app checks signatures) and the `twilio-events simulate` command for more."""
-    from .payloads import CALLEE, CALLER, new_sid, sign
+    from ..payloads import CALLEE, CALLER, new_sid, sign
 
     if not app.listeners:
         return []

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 
-from .console import CommandError, one_line, table
+from .output import CommandError, one_line, table
 
 if TYPE_CHECKING:
     from twilio.rest import Client

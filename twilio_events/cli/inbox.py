@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO, TypeVar
 
-from .console import CommandError, one_line, table
-from .stores import Store, StoredEvent, StoreUnavailable, open_store
+from ..stores import Store, StoredEvent, StoreUnavailable, open_store
+from .output import CommandError, one_line, table
 
 T = TypeVar("T")
 

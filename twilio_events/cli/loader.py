@@ -11,10 +11,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
 
-from .app import TwilioEvents
-from .channels import HandlerAlreadyRegistered
-from .config import NO_TOKEN_MESSAGE, ConfigurationError
-from .console import CommandError
+from ..app import TwilioEvents
+from ..channels import HandlerAlreadyRegistered
+from ..config import NO_TOKEN_MESSAGE, ConfigurationError
+from .output import CommandError
 
 
 def load_app(target: str) -> TwilioEvents:

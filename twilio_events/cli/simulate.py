@@ -18,9 +18,9 @@ from email.utils import format_datetime
 from typing import TextIO
 from urllib.parse import urlencode, urlsplit
 
-from .console import CommandError, one_line
-from .events import CallStatus, SmsStatus
-from .payloads import Payload, call_payload, inbound_sms_payload, new_sid, sign, sms_payload
+from ..events import CallStatus, SmsStatus
+from ..payloads import Payload, call_payload, inbound_sms_payload, new_sid, sign, sms_payload
+from .output import CommandError, one_line
 
 Overrides = Mapping[str, str | None]
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .console import CommandError
+from .. import __version__
+from .output import CommandError
 
 VALIDATE_SIGNATURE_ENV = "TWILIO_EVENTS_VALIDATE_SIGNATURE"  # read by TwilioEvents() itself
 RELOAD_ENV = "TWILIO_EVENTS_RELOAD"
@@ -84,7 +84,7 @@ def ports(values: Sequence[str], source: str) -> list[int]:
 
 def run_command(args: argparse.Namespace) -> int:
     """`twilio-events run TARGET`."""
-    from . import runserver
+    from . import run as runserver
 
     target = args.target or env("TWILIO_EVENTS_APP")
     if not target:
@@ -150,8 +150,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 def simulate_command(args: argparse.Namespace) -> int:
     """`twilio-events simulate call|sms|inbound-sms`."""
+    from ..payloads import call_payload, sms_payload
     from . import simulate
-    from .payloads import call_payload, sms_payload
 
     auth_token = args.auth_token or env("TWILIO_AUTH_TOKEN")
     if not auth_token:
@@ -439,7 +439,7 @@ def _add_simulate(commands: Any) -> None:
     )
     common.add_argument("-v", "--verbose", action="store_true", help="also print every parameter sent")
     lifecycle_help = "send the whole lifecycle, as Twilio does"
-    from .events import CallStatus, SmsStatus  # light: enums only
+    from ..events import CallStatus, SmsStatus  # light: enums only
 
     call = kinds.add_parser(
         "call",
