@@ -242,8 +242,8 @@ def test_try_it_and_simulate_need_no_http_client_library() -> None:
     code = (
         "import sys; sys.modules['httpx2'] = sys.modules['httpx'] = None\n"
         "from twilio_events import TwilioEvents\n"
-        "from twilio_events.cli import main, simulate\n"
-        "from twilio_events.cli.run import try_it\n"
+        "from twilio_events.cli import callbacks, main, sending, simulate\n"
+        "from twilio_events.cli.summary import try_it\n"
         f"print('\\n'.join(try_it(TwilioEvents(auth_token={TOKEN!r}))))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=DEADLINE)
@@ -444,7 +444,7 @@ def test_help_documents_every_option_and_its_environment_variable() -> None:
 
 def test_try_it_sends_what_the_app_handles() -> None:
     from twilio_events import TwilioEvents
-    from twilio_events.cli.run import try_it
+    from twilio_events.cli.summary import try_it
 
     inbound = TwilioEvents(auth_token=TOKEN)
     inbound.sms.on_received(lambda event: None)

@@ -1,25 +1,19 @@
-"""The `configure` command: point a Twilio phone number's webhooks at the service with the REST API."""
+"""`twilio-events configure`: point a Twilio phone number's webhooks at the service with the REST API."""
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
-import json
-import re
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
-from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
-from twilio.http.http_client import TwilioHttpClient
-
-from .output import CommandError, one_line, table
+from .options import add_command, env
+from .output import CommandError, table
 
 if TYPE_CHECKING:
     from twilio.rest import Client
-
-TWILIO_API = "https://api.twilio.com"
-REQUEST_TIMEOUT = 30.0
-_E164 = re.compile(r"^\+[1-9]\d{5,14}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,33 +35,68 @@ VOICE_SETTINGS = (
 )
 
 
-class RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no type hints
-    """Sends the SDK's requests to another base URL (a Twilio API mock or a proxy) instead of Twilio's."""
-
-    def __init__(self, base_url: str, timeout: float = REQUEST_TIMEOUT) -> None:
-        super().__init__(timeout=timeout)
-        self.base_url = base_url.rstrip("/")
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        parts = urlsplit(url)
-        base = urlsplit(self.base_url)
-        rebased = urlunsplit((base.scheme, base.netloc, base.path + parts.path, parts.query, ""))
-        return super().request(method, rebased, *args, **kwargs)
-
-
-def client(account_sid: str | None, auth_token: str | None, api_base_url: str | None = None) -> Client:
-    """A REST client with these credentials, talking to `api_base_url` when given."""
-    if not account_sid or not auth_token:
-        raise CommandError(
-            "configure needs the account's credentials: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
-            "(Twilio Console > Account > API keys & tokens) or pass --account-sid and --auth-token"
-        )
-    from twilio.rest import Client
-
-    http_client = (
-        RebasedHttpClient(api_base_url) if api_base_url else TwilioHttpClient(timeout=REQUEST_TIMEOUT)
+def add_parser(commands: Any) -> None:
+    """`configure` and its options."""
+    configure = add_command(
+        commands,
+        "configure",
+        "Point a Twilio phone number's webhooks at the service (method POST) with the REST API.",
+        _EXAMPLES,
     )
-    return Client(account_sid, auth_token, http_client=http_client)
+    configure.add_argument(
+        "--number",
+        metavar="E164",
+        help="the phone number, e.g. +15551234567, or its PN... SID (env TWILIO_PHONE_NUMBER)",
+    )
+    configure.add_argument(
+        "--url",
+        help="the public URL of the service, e.g. https://abc.ngrok.app/ (env TWILIO_EVENTS_PUBLIC_URL)",
+    )
+    configure.add_argument(
+        "--sms",
+        action="store_true",
+        help='set Messaging "A MESSAGE COMES IN" (SmsUrl); the default when --voice is not given',
+    )
+    configure.add_argument(
+        "--voice",
+        action="store_true",
+        help='set Voice "CALL STATUS CHANGES" (the voice StatusCallback); add --sms to set both',
+    )
+    configure.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+    configure.add_argument("--account-sid", metavar="SID", help="the account (env TWILIO_ACCOUNT_SID)")
+    configure.add_argument("--auth-token", metavar="TOKEN", help="its auth token (env TWILIO_AUTH_TOKEN)")
+    configure.add_argument(
+        "--api-base-url",
+        metavar="URL",
+        help="send the REST calls here instead of https://api.twilio.com, e.g. to a mock of the API "
+        "(env TWILIO_EVENTS_API_BASE_URL)",
+    )
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Check the options, then set the number's webhooks (or show what would change)."""
+    from .twilio_api import client
+
+    number = args.number or env("TWILIO_PHONE_NUMBER")
+    url = args.url or env("TWILIO_EVENTS_PUBLIC_URL")
+    if not number:
+        raise CommandError("which number? pass --number +15551234567 (or set TWILIO_PHONE_NUMBER)")
+    if not url:
+        raise CommandError("which URL? pass --url https://abc.ngrok.app/ (or set TWILIO_EVENTS_PUBLIC_URL)")
+    rest = client(
+        args.account_sid or env("TWILIO_ACCOUNT_SID"),
+        args.auth_token or env("TWILIO_AUTH_TOKEN"),
+        args.api_base_url or env("TWILIO_EVENTS_API_BASE_URL"),
+    )
+    return configure(
+        rest,
+        number,
+        url,
+        sms=args.sms or not args.voice,
+        voice=args.voice,
+        dry_run=args.dry_run,
+        out=sys.stdout,
+    )
 
 
 def webhook_url(url: str) -> str:
@@ -101,19 +130,14 @@ def configure(
     out: TextIO,
 ) -> int:
     """Set the number's webhooks to `url` (method POST), printing the values before and after."""
+    from .twilio_api import update_number
+
     url = webhook_url(url)
     settings = (SMS_SETTINGS if sms else ()) + (VOICE_SETTINGS if voice else ())
     wanted = {}
     for setting in settings:
         wanted[setting.attribute] = "POST" if setting.parameter.endswith("Method") else url
-    try:
-        before = _find_number(rest, number)
-        changing = {name: value for name, value in wanted.items() if getattr(before, name) != value}
-        after = before if dry_run or not changing else before.update(**changing)
-    except TwilioException as exc:
-        raise CommandError(_twilio_error(exc)) from None
-    except OSError as exc:  # requests' connection errors are OSErrors
-        raise CommandError(f"cannot reach the Twilio API: {one_line(str(exc))}") from None
+    before, after, changing = update_number(rest, number, wanted, dry_run=dry_run)
 
     print(
         f"{before.phone_number} ({before.sid}, {before.friendly_name!r}) in account {before.account_sid}",
@@ -129,6 +153,14 @@ def configure(
         for setting in settings
     ]
     print(table(["SETTING", "", "BEFORE", "WOULD BE" if dry_run else "AFTER"], rows), file=out)
+    _notes(before, changing, url, sms=sms, voice=voice, dry_run=dry_run, out=out)
+    return 0
+
+
+def _notes(
+    before: Any, changing: dict[str, str], url: str, *, sms: bool, voice: bool, dry_run: bool, out: TextIO
+) -> None:
+    """What overrides the settings, what changed, and where message status callbacks are set."""
     overriding = [("Messaging", "sms_application_sid")] * sms + [("Voice", "voice_application_sid")] * voice
     for kind, attribute in overriding:
         if app_sid := getattr(before, attribute, None):
@@ -149,59 +181,19 @@ def configure(
             f"status_callback={url!r} (or set it on your Messaging Service).",
             file=out,
         )
-    return 0
-
-
-def _find_number(rest: Client, number: str) -> Any:
-    if number.startswith("PN"):
-        return rest.incoming_phone_numbers(number).fetch()
-    if not _E164.match(number):
-        raise CommandError(
-            f"--number must be in E.164 form such as +15551234567 (or a PN... SID), got {number!r}"
-        )
-    matches = [
-        n for n in rest.incoming_phone_numbers.list(phone_number=number, limit=20) if n.phone_number == number
-    ]
-    if not matches:
-        raise CommandError(
-            f"{number} is not a phone number of account {rest.account_sid}: check --number and the account "
-            "(Console > Phone Numbers > Active numbers)"
-        )
-    return matches[0]
 
 
 def _shown(value: object) -> str:
+    """A setting's value as the table shows it."""
     return str(value) if value else "(empty)"
 
 
-def _twilio_error(exc: TwilioException) -> str:
-    if isinstance(exc, TwilioRestException):
-        message = str(exc.msg)
-        if (
-            message.startswith("Unable to") and ": " in message
-        ):  # the SDK's prefix, e.g. "Unable to fetch record"
-            message = message.split(": ", 1)[1]
-        status, code = exc.status, exc.code
-    elif isinstance(exc, TwilioServiceException):
-        status, code, message = exc.status, exc.code, exc.detail or exc.title
-    elif len(exc.args) == 2 and hasattr(exc.args[1], "status_code"):  # a list page: (message, response)
-        status, code, message = _error_body(exc.args[1].status_code, str(exc.args[1].text))
-    else:
-        return f"the Twilio API call failed: {one_line(str(exc))}"
-    text = f"Twilio refused the request (HTTP {status}, error {code}): {one_line(str(message))}"
-    if status == 401:
-        text += "; check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
-    elif status == 404:
-        text += "; check --number and TWILIO_ACCOUNT_SID"
-    if code and code != status:
-        text += f" (https://www.twilio.com/docs/errors/{code})"
-    return text
+_EXAMPLES = """\
+examples:
+  twilio-events configure --number +15551234567 --url https://abc.ngrok.app/ --dry-run
+  twilio-events configure --number +15551234567 --url https://abc.ngrok.app/
+  twilio-events configure --number +15551234567 --url https://abc.ngrok.app/ --sms --voice
 
-
-def _error_body(status: int, text: str) -> tuple[int, object, str]:
-    """Twilio's JSON error document: (status, code, message)."""
-    try:
-        body = json.loads(text)
-        return status, body.get("code", status), str(body.get("message") or body.get("detail") or text)
-    except (ValueError, AttributeError):
-        return status, status, text
+Needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN. Message status callbacks are not a phone-number setting:
+pass status_callback=URL when you send a message (or set it on your Messaging Service).
+"""

@@ -43,6 +43,7 @@ def is_path(location: str) -> bool:
 
 
 def _import_file(path: Path) -> ModuleType:
+    """Import a .py file as a module, its directory on the path so that it can import its neighbours."""
     if not path.is_file():
         raise CommandError(f"no such file: {path}")
     path = path.resolve()
@@ -64,6 +65,7 @@ def _import_file(path: Path) -> ModuleType:
 
 
 def _import_module(name: str) -> ModuleType:
+    """Import a dotted module name, from the working directory too."""
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)  # console scripts do not put the working directory on the path
@@ -81,6 +83,7 @@ def _import_module(name: str) -> ModuleType:
 
 
 def _import_failed(what: str, exc: BaseException) -> NoReturn:
+    """Turn an exception raised while importing `what` into a one-line CommandError."""
     if isinstance(exc, (KeyboardInterrupt, SystemExit)):
         raise exc
     if isinstance(exc, (ConfigurationError, HandlerAlreadyRegistered)):
@@ -94,6 +97,7 @@ def _import_failed(what: str, exc: BaseException) -> NoReturn:
 
 
 def _apps(module: ModuleType) -> dict[str, TwilioEvents]:
+    """The module's TwilioEvents apps by name, each once."""
     found: dict[str, TwilioEvents] = {}
     for name, value in vars(module).items():
         if isinstance(value, TwilioEvents) and not any(value is app for app in found.values()):
@@ -102,6 +106,7 @@ def _apps(module: ModuleType) -> dict[str, TwilioEvents]:
 
 
 def _only_app(module: ModuleType, location: str) -> TwilioEvents:
+    """The module's one TwilioEvents app; none or several is a CommandError."""
     apps = _apps(module)
     if len(apps) == 1:
         return next(iter(apps.values()))
@@ -117,6 +122,7 @@ def _only_app(module: ModuleType, location: str) -> TwilioEvents:
 
 
 def _named_app(module: ModuleType, location: str, attr: str) -> TwilioEvents:
+    """The app at the dotted `attr` of the module, made by calling it when it is a factory."""
     value: object = module
     for part in attr.split("."):
         if not hasattr(value, part):

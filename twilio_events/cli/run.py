@@ -1,25 +1,164 @@
-"""The `run` command: listeners from the options, a start-up summary, and serving (with optional reload)."""
+"""`twilio-events run`: serve an app on one or more listeners, after a start-up summary (and reload on
+changes, for development)."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import errno
+import logging
 import os
 import shlex
-import shutil
 import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import __version__
-from ..app import TwilioEvents
-from ..channels import ANY, Channel
 from ..listener import Listener
-from .output import CommandError, table
+from .options import PORT_ENV, add_command, env, env_flag, ports, split_list
+from .output import CommandError
 
+if TYPE_CHECKING:
+    from ..app import TwilioEvents
+
+VALIDATE_SIGNATURE_ENV = "TWILIO_EVENTS_VALIDATE_SIGNATURE"  # read by TwilioEvents() itself
+RELOAD_ENV = "TWILIO_EVENTS_RELOAD"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 DEFAULT_LISTENER_NAME = "twilioListener"
+
+
+def add_parser(commands: Any) -> None:
+    """`run [TARGET]` and its options."""
+    run = add_command(commands, "run", "Serve a TwilioEvents app on one or more ports.", _EXAMPLES)
+    run.add_argument(
+        "target",
+        nargs="?",
+        metavar="TARGET",
+        help="module:attr, or a path to a .py file (the TwilioEvents app in it is found when there is "
+        "just one), e.g. examples/call_status.py or myproject.hooks:app (env TWILIO_EVENTS_APP)",
+    )
+    run.add_argument(
+        "--host", help="address to listen on (env TWILIO_EVENTS_HOST; default: the app's, 0.0.0.0)"
+    )
+    run.add_argument(
+        "--port",
+        action="append",
+        metavar="PORT",
+        help="port to listen on; repeat it or give a list (8090,8091) for several listeners "
+        "(env TWILIO_EVENTS_PORT; default: the app's listeners, 8090)",
+    )
+    run.add_argument(
+        "--listener-name",
+        action="append",
+        metavar="NAME",
+        help="name of each listener in the logs, in --port order; later ports are named NAME-PORT "
+        "(env TWILIO_EVENTS_LISTENER_NAME; default twilioListener)",
+    )
+    run.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the base URL Twilio calls when the service sits behind a proxy or tunnel, e.g. "
+        "https://abc.ngrok.app; signatures are checked for it (env TWILIO_EVENTS_PUBLIC_URL)",
+    )
+    run.add_argument(
+        "--trust-forwarded-headers",
+        action="store_true",
+        help="rebuild the URL Twilio called from Forwarded / X-Forwarded-* headers; only behind a proxy "
+        "that sets them (env TWILIO_EVENTS_TRUST_FORWARDED_HEADERS=true)",
+    )
+    run.add_argument(
+        "--no-validate-signature",
+        action="store_true",
+        help="DANGEROUS: accept callbacks without a valid X-Twilio-Signature; local development only "
+        f"(env {VALIDATE_SIGNATURE_ENV}=false)",
+    )
+    run.add_argument(
+        "--reload",
+        action="store_true",
+        help=f"restart when a .py file next to the target changes; for development (env {RELOAD_ENV}=true)",
+    )
+    run.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        help="how much to log (env TWILIO_EVENTS_LOG_LEVEL; default info)",
+    )
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Load the target, print the start-up summary and serve until interrupted."""
+    from .loader import load_app
+    from .summary import summary
+
+    target = args.target or env("TWILIO_EVENTS_APP")
+    if not target:
+        raise CommandError("no TARGET: give `module:app` or a path to a .py file (or set TWILIO_EVENTS_APP)")
+    reload = args.reload or bool(env_flag(RELOAD_ENV))
+    log_level = (args.log_level or env("TWILIO_EVENTS_LOG_LEVEL") or "info").lower()
+    if log_level not in LOG_LEVELS:
+        raise CommandError(f"TWILIO_EVENTS_LOG_LEVEL={log_level!r}: choose one of {', '.join(LOG_LEVELS)}")
+    listen_ports = ports(args.port, "--port") if args.port else ports([env(PORT_ENV) or ""], PORT_ENV)
+    names = split_list(args.listener_name or [env("TWILIO_EVENTS_LISTENER_NAME") or ""])
+    if args.no_validate_signature:
+        os.environ[VALIDATE_SIGNATURE_ENV] = "false"  # before the target is imported: the app reads it
+    if reload:
+        return _reload(target, args.argv)
+
+    app = load_app(target)
+    _apply_options(app, args, listen_ports, names)
+    check_ports_free(app.listeners)
+    print(summary(app, target), flush=True)
+    _warn_about_validation(app, args.no_validate_signature)
+    logging.getLogger("twilio_events").setLevel(log_level.upper())
+    try:
+        app.run(log_level=log_level)
+    except SystemExit as exc:
+        if exc.code:
+            raise CommandError("the service could not start (the reason is logged above)") from None
+    return 0
+
+
+def _apply_options(
+    app: TwilioEvents, args: argparse.Namespace, listen_ports: Sequence[int], names: Sequence[str]
+) -> None:
+    """Override the app's public URL, forwarded-header trust and listeners with the options given."""
+    public_url = args.public_url or env("TWILIO_EVENTS_PUBLIC_URL")
+    if public_url:
+        app.public_url = public_url
+    trust = True if args.trust_forwarded_headers else env_flag("TWILIO_EVENTS_TRUST_FORWARDED_HEADERS")
+    if trust is not None:
+        app.trust_forwarded_headers = trust
+    app.listeners = listeners_from_options(
+        app.listeners, listen_ports, names, args.host or env("TWILIO_EVENTS_HOST")
+    )
+
+
+def _warn_about_validation(app: TwilioEvents, no_validate_signature: bool) -> None:
+    """Say loudly that signatures are not checked, or that the app checks them despite the option."""
+    if not app.validate_signature:
+        print(
+            "\n*** WARNING: X-Twilio-Signature validation is OFF. Anyone who can reach this service can fake "
+            "Twilio callbacks: use this for local development only. ***\n",
+            file=sys.stderr,
+            flush=True,
+        )
+    elif no_validate_signature:
+        print(
+            "twilio-events: warning: the app sets validate_signature=True itself, so signatures are still "
+            "validated despite --no-validate-signature",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _reload(target: str, argv: Sequence[str]) -> int:
+    """Serve in a child process restarted on changes to the .py files next to the target."""
+    from .loader import is_path, split_target
+
+    location = split_target(target)[0]
+    watch = Path(location).resolve().parent if is_path(location) else Path.cwd()
+    return serve_with_reload([arg for arg in argv if arg != "--reload"], watch)
 
 
 def listeners_from_options(
@@ -74,136 +213,16 @@ def check_ports_free(listeners: Sequence[Listener]) -> None:
                     ) from None
 
 
-def summary(app: TwilioEvents, target: str) -> str:
-    """What is served where, the URL to give Twilio, and which handler runs for which status."""
-    if not app.validate_signature:
-        checks = "X-Twilio-Signature NOT validated (local development only)"
-    elif app.public_url:
-        checks = f"X-Twilio-Signature validated for {app.public_url.rstrip('/')}"
-    elif app.trust_forwarded_headers:
-        checks = "X-Twilio-Signature validated for the URL in Forwarded / X-Forwarded-* headers"
-    else:
-        checks = "X-Twilio-Signature validated for the URL each request was sent to"
-    rows = [[listener.name, listener.url(app.path), _twilio_url(app, listener)] for listener in app.listeners]
-    lines = [
-        f"twilio-events {__version__}: serving {target}; {checks}",
-        "",
-        table(["LISTENER", "LOCAL URL", "URL FOR TWILIO (method POST)"], rows),
-        "",
-        "Give Twilio that URL, method POST:",
-        '  Console > Phone Numbers > your number > Messaging: "A MESSAGE COMES IN"',
-        '  Console > Phone Numbers > your number > Voice: "CALL STATUS CHANGES" (the STATUS CALLBACK URL)',
-        "  or status_callback=URL when you create a call or send a message.",
-        "  `twilio-events configure --number +1... --url URL` sets the phone number for you.",
-        "",
-        table(["CHANNEL", "STATUS", "HANDLER"], _handler_rows(app.call) + _handler_rows(app.sms)),
-        "",
-        *try_it(app),
-    ]
-    return "\n".join(lines)
-
-
-def try_it(app: TwilioEvents) -> list[str]:
-    """How to send the first listener a test callback that reaches a handler: a ready `curl` line
-    (signed when the app checks signatures) and the `twilio-events simulate` command for more."""
-    from ..payloads import CALLEE, CALLER, new_sid, sign
-
-    if not app.listeners:
-        return []
-    url = app.listeners[0].url(app.path)
-    params, simulate, what = _sample_callback(app)
-    params = {**({"AccountSid": app.account_sid} if app.account_sid else {}), **params}
-    params |= {"From": CALLER, "To": CALLEE}
-    params = {name: new_sid(value[:2]) if value.endswith("*") else value for name, value in params.items()}
-    curl = ["curl", "-X", "POST", url]
-    for name, value in params.items():
-        curl += ["--data-urlencode", f"{name}={value}"]
-    simulate = [_command(), "simulate", *simulate, "--url", url]
-    if app.public_url:
-        simulate += ["--public-url", app.public_url]
-    if app.account_sid:
-        simulate += ["--account-sid", app.account_sid]
-    if app.validate_signature and app.auth_token:
-        # Signed for the URL the app checks: the public URL when it has one, else the local one.
-        signed_for = app.public_url.rstrip("/") + app.path if app.public_url else url
-        curl += ["-H", f"X-Twilio-Signature:{sign(signed_for, params, app.auth_token)}"]
-        note = (
-            "The curl line is signed with this service's auth token; `simulate` signs with "
-            "TWILIO_AUTH_TOKEN (or --auth-token), which must be the same."
-        )
-    else:
-        note = "Signatures are not checked, so neither needs the auth token."
-    return [
-        f"Try it, from another terminal: {what}:",
-        f"  {shlex.join(curl)}",
-        f"  {shlex.join(simulate)}",
-        note,
-    ]
-
-
-def _sample_callback(app: TwilioEvents) -> tuple[dict[str, str], list[str], str]:
-    """Parameters of one callback a registered handler receives ("SID*": a fresh SID), the simulate
-    arguments that exercise that channel, and what they send."""
-    calls, messages = app.call.handlers, app.sms.handlers
-    if messages and not calls:
-        if "received" in messages or (ANY in messages and len(messages) == 1):
-            return (
-                {"MessageSid": "SM*", "SmsStatus": "received", "Body": "hello"},
-                ["inbound-sms", "--body", "hello"],
-                "one incoming message, then another",
-            )
-        status = next((s.value for s in app.sms.status_type if s.value in messages), "delivered")
-        return (
-            {"MessageSid": "SM*", "MessageStatus": status, "SmsStatus": status},
-            ["sms", "--lifecycle"],
-            f"one {status} message status callback, then a whole message (queued to delivered)",
-        )
-    status = "ringing"
-    if calls and status not in calls and ANY not in calls:
-        status = next((s.value for s in app.call.status_type if s.value in calls), status)
-    return (
-        {"CallSid": "CA*", "CallStatus": status, "CallbackSource": "call-progress-events"},
-        ["call", "--lifecycle"],
-        f"one {status} callback, then a whole call (initiated to completed)",
-    )
-
-
-def _command() -> str:
-    """How to run `twilio-events` from here: its name, or its path when it is not on PATH."""
-    if shutil.which("twilio-events") is None:
-        script = Path(sys.executable).with_name("twilio-events")
-        if script.exists():
-            return os.path.relpath(script) if script.is_relative_to(Path.cwd()) else str(script)
-    return "twilio-events"
-
-
-def _twilio_url(app: TwilioEvents, listener: Listener) -> str:
-    if app.public_url:
-        return app.public_url.rstrip("/") + app.path
-    return f"(not reachable by Twilio: expose port {listener.port}, e.g. `ngrok http {listener.port}`)"
-
-
-def _handler_rows(channel: Channel[Any, Any]) -> list[list[str]]:
-    handlers = channel.handlers
-    if not handlers:
-        return [[channel.name, "(none)", "every callback is acknowledged with 200, no handler runs"]]
-    order = [status.value for status in channel.status_type]
-    keys = sorted(handlers, key=lambda key: order.index(key) if key in order else len(order))
-    rows = [[channel.name, key, f"{handlers[key].name}()"] for key in keys if key != ANY]
-    if ANY in handlers:
-        rows.append([channel.name, "(any other)", f"{handlers[ANY].name}()"])
-    return rows
-
-
-def serve_with_reload(child_args: Sequence[str], watch: Path, reload_env: str) -> int:
+def serve_with_reload(child_args: Sequence[str], watch: Path) -> int:
     """Run `twilio-events <child_args>` in a child process, restarting it when a .py file under `watch`
     changes; every listener of the app is restarted together."""
     import watchfiles  # a dependency of uvicorn[standard]
 
-    os.environ[reload_env] = "false"  # the child serves; only this process watches
+    os.environ[RELOAD_ENV] = "false"  # the child serves; only this process watches
     command = shlex.join([sys.executable, "-m", "twilio_events", *child_args])
 
     def restarting(changes: set[tuple[watchfiles.Change, str]]) -> None:
+        """Say which files changed before the child restarts."""
         changed = sorted({os.path.relpath(path) for _, path in changes})
         print(f"twilio-events: {', '.join(changed)} changed: restarting", file=sys.stderr, flush=True)
 
@@ -216,3 +235,16 @@ def serve_with_reload(child_args: Sequence[str], watch: Path, reload_env: str) -
         callback=restarting,
     )
     return 0
+
+
+_EXAMPLES = """\
+examples:
+  twilio-events run examples/call_status.py
+  twilio-events run myproject.hooks:app --port 8090 --port 8091
+  twilio-events run app.py --public-url https://abc.ngrok.app --log-level debug
+  TWILIO_EVENTS_PORT=9000 twilio-events run app.py --reload
+  twilio-events run app.py --no-validate-signature       (local only: anyone could fake callbacks)
+
+Every option can come from its environment variable instead; an option given on the command line, or
+its variable, overrides what the app itself sets. Signature validation needs TWILIO_AUTH_TOKEN.
+"""

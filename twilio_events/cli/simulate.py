@@ -1,299 +1,286 @@
-"""Simulated Twilio callbacks: whole lifecycles built from the `testing` factories, signed and sent over HTTP.
-
-The payloads come from `twilio_events.testing`, so the command and users' tests send the same thing.
-"""
+"""`twilio-events simulate call|sms|inbound-sms`: send a running service Twilio-realistic, signed callbacks
+and show its answers."""
 
 from __future__ import annotations
 
-import http.client
-import mimetypes
+import argparse
 import random
-import re
-import socket
-import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
-from typing import TextIO
-from urllib.parse import urlencode, urlsplit
+import sys
+from typing import Any
 
 from ..events import CallStatus, SmsStatus
-from ..payloads import Payload, call_payload, inbound_sms_payload, new_sid, sign, sms_payload
-from .output import CommandError, one_line
+from ..payloads import Payload, call_payload, sms_payload
+from .options import DEFAULT_PORT, FORMATTER, PORT_ENV, add_command, env, ports
+from .output import CommandError
 
-Overrides = Mapping[str, str | None]
-
-CALL_LIFECYCLES: dict[str, tuple[CallStatus, ...]] = {
-    "completed": (CallStatus.INITIATED, CallStatus.RINGING, CallStatus.IN_PROGRESS, CallStatus.COMPLETED),
-    "busy": (CallStatus.INITIATED, CallStatus.RINGING, CallStatus.BUSY),
-    "no-answer": (CallStatus.INITIATED, CallStatus.RINGING, CallStatus.NO_ANSWER),
-    "canceled": (CallStatus.INITIATED, CallStatus.RINGING, CallStatus.CANCELED),
-    "failed": (CallStatus.INITIATED, CallStatus.FAILED),
-}
-"""The statuses Twilio reports, in order, for each way a call ends (every progress event subscribed)."""
-
-SMS_LIFECYCLES: dict[str, tuple[SmsStatus, ...]] = {
-    "delivered": (SmsStatus.QUEUED, SmsStatus.SENT, SmsStatus.DELIVERED),
-    "undelivered": (SmsStatus.QUEUED, SmsStatus.SENT, SmsStatus.UNDELIVERED),
-    "failed": (SmsStatus.QUEUED, SmsStatus.FAILED),
-}
-"""The status callbacks of an outgoing message sent through a Messaging Service, for each ending."""
-
-# Seconds after the call is created at which each status is reported: answered after 5 s of ringing, and
-# hung up 42 s later (the factory's CallDuration for a completed call).
-_CALL_SECONDS = {
-    CallStatus.INITIATED: 0,
-    CallStatus.RINGING: 1,
-    CallStatus.IN_PROGRESS: 6,
-    CallStatus.COMPLETED: 48,
-    CallStatus.BUSY: 4,
-    CallStatus.NO_ANSWER: 31,
-    CallStatus.CANCELED: 9,
-    CallStatus.FAILED: 1,
-}
-_SIP_RESPONSE_CODES = {CallStatus.BUSY: "486", CallStatus.FAILED: "404"}
-
-_XML_DECLARATION = re.compile(r"^<\?xml[^>]*\?>\s*")
-
-TWILIO_TIMEOUT = 15.0
-"""Seconds Twilio waits for a whole response before it gives up on a webhook."""
+PLACEHOLDER_AUTH_TOKEN = "no-auth-token-given"
 
 
-def call_lifecycle(outcome: str = "completed", **overrides: str | None) -> list[Payload]:
-    """A call's status callbacks as Twilio sends them: one CallSid, SequenceNumber 0, 1, ..., and
-    Timestamps that advance, ending in `outcome` (completed, busy, no-answer, canceled or failed)."""
-    start = datetime.now(UTC)
-    shared: dict[str, str | None] = {"CallSid": new_sid("CA"), **overrides}
-    payloads = []
-    for sequence, status in enumerate(CALL_LIFECYCLES[outcome]):
-        step: dict[str, str | None] = {
-            "SequenceNumber": str(sequence),
-            "Timestamp": format_datetime(start + timedelta(seconds=_CALL_SECONDS[status])),
-        }
-        if status in _SIP_RESPONSE_CODES:
-            step["SipResponseCode"] = _SIP_RESPONSE_CODES[status]
-        payloads.append(call_payload(status, **(step | shared)))
-    return payloads
+def add_parser(commands: Any) -> None:
+    """`simulate` and its kinds: `call`, `sms` and `inbound-sms`, each with the common options."""
+    simulate = add_command(
+        commands,
+        "simulate",
+        "Send Twilio-realistic, signed callbacks to a running service and show its answers.",
+        _EXAMPLES,
+    )
+    kinds = simulate.add_subparsers(title="what to simulate", metavar="KIND", required=True, dest="kind")
+    common = _common_options()
+    lifecycle_help = "send the whole lifecycle, as Twilio does"
 
+    call = _kind(
+        kinds,
+        common,
+        "call",
+        "call status callbacks",
+        "Send call status callbacks (StatusCallback of a call, every progress event subscribed).",
+        _CALL_EXAMPLES,
+    )
+    which = call.add_mutually_exclusive_group(required=True)
+    which.add_argument("--status", choices=[s.value for s in CallStatus], help="send one callback")
+    which.add_argument(
+        "--lifecycle",
+        action="store_true",
+        help=lifecycle_help + ": initiated, ringing, in-progress, completed (one CallSid, SequenceNumber "
+        "0-3, advancing Timestamps, CallDuration at the end)",
+    )
+    call.add_argument(
+        "--outcome",
+        choices=["completed", "busy", "no-answer", "failed", "canceled"],
+        help="how the call ends (default completed)",
+    )
+    call.add_argument(
+        "--out-of-order", action="store_true", help="deliver the lifecycle shuffled, as Twilio can"
+    )
 
-def sms_lifecycle(outcome: str = "delivered", **overrides: str | None) -> list[Payload]:
-    """An outgoing message's status callbacks: one MessageSid, queued -> sent -> `outcome` (delivered or
-    undelivered), or queued -> failed; failed and undelivered carry an ErrorCode."""
-    sid = new_sid("SM")
-    shared: dict[str, str | None] = {
-        "MessageSid": sid,
-        "SmsSid": sid,
-        "MessagingServiceSid": new_sid("MG"),
-        **overrides,
-    }
-    return [sms_payload(status, **shared) for status in SMS_LIFECYCLES[outcome]]
+    sms = _kind(
+        kinds,
+        common,
+        "sms",
+        "message status callbacks",
+        "Send status callbacks of an outgoing message (its StatusCallback).",
+        _SMS_EXAMPLES,
+    )
+    which = sms.add_mutually_exclusive_group(required=True)
+    which.add_argument("--status", choices=[s.value for s in SmsStatus], help="send one callback")
+    which.add_argument(
+        "--lifecycle",
+        action="store_true",
+        help=lifecycle_help + ": queued, sent, delivered (one MessageSid)",
+    )
+    sms.add_argument(
+        "--outcome",
+        choices=["delivered", "undelivered", "failed"],
+        help="how delivery ends (default delivered); undelivered and failed carry an ErrorCode",
+    )
+    sms.add_argument(
+        "--out-of-order", action="store_true", help="deliver the lifecycle shuffled, as Twilio can"
+    )
 
-
-def inbound_sms(body: str, media_urls: Sequence[str] = (), **overrides: str | None) -> Payload:
-    """An incoming message with `body` and one attachment per URL (content type guessed from the URL)."""
-    media = [(url, mimetypes.guess_type(urlsplit(url).path)[0] or "image/jpeg") for url in media_urls]
-    return inbound_sms_payload(body, media, **overrides)
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One POST of a callback; `repeat` marks a callback that was already delivered once."""
-
-    params: Payload
-    repeat: bool = False
-
-
-def deliveries(
-    payloads: Sequence[Payload], *, rng: random.Random, out_of_order: bool = False, duplicate: bool = False
-) -> list[Delivery]:
-    """`payloads` in an order Twilio may really deliver them: shuffled, and/or with repeats (one or more)."""
-    order = list(payloads)
-    if duplicate and order:
-        repeated = [p for p in order if rng.random() < 0.5] or [rng.choice(order)]
-        for payload in repeated:
-            order.insert(order.index(payload) + 1, payload)
-    if out_of_order and len({id(p) for p in order}) > 1:
-        original = list(order)
-        while order == original:
-            rng.shuffle(order)
-    seen: set[int] = set()
-    result = []
-    for payload in order:
-        result.append(Delivery(payload, repeat=id(payload) in seen))
-        seen.add(id(payload))
-    return result
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """What the service answered."""
-
-    status: int
-    reason: str
-    content_type: str
-    body: str
-    seconds: float
-
-    @property
-    def ok(self) -> bool:
-        """True for a 2xx, which is all Twilio asks of a callback."""
-        return 200 <= self.status < 300
-
-
-def signed_url(url: str, public_url: str | None = None) -> str:
-    """The URL Twilio signs: `url`, or `public_url` followed by the path and query of `url`."""
-    parts = urlsplit(url)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    base = public_url.rstrip("/") if public_url else f"{parts.scheme}://{parts.netloc}"
-    return base + target
-
-
-def post(
-    url: str,
-    params: Payload,
-    *,
-    auth_token: str,
-    public_url: str | None = None,
-    timeout: float = TWILIO_TIMEOUT,
-) -> Reply:
-    """POST `params` form-encoded to `url` with the X-Twilio-Signature Twilio would compute.
-
-    With `public_url`, sign for the URL Twilio would have called, and send the X-Forwarded-Proto /
-    X-Forwarded-Host a proxy in front of the service would add.
-    """
-    parts = urlsplit(url)
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "User-Agent": "TwilioProxy/1.1",
-        "X-Twilio-Signature": sign(signed_url(url, public_url), params, auth_token),
-    }
-    if public_url:
-        public = urlsplit(public_url)
-        headers["X-Forwarded-Proto"] = public.scheme
-        headers["X-Forwarded-Host"] = public.netloc
-    connection_type = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = connection_type(parts.netloc, timeout=timeout)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    started = time.perf_counter()
-    try:
-        connection.request("POST", target, body=urlencode(params), headers=headers)
-        response = connection.getresponse()
-        body = response.read().decode("utf-8", errors="replace")
-    except (OSError, http.client.HTTPException) as exc:
-        raise CommandError(_unreachable(url, exc, timeout)) from None
-    finally:
-        connection.close()
-    return Reply(
-        status=response.status,
-        reason=response.reason,
-        content_type=response.getheader("Content-Type", ""),
-        body=body,
-        seconds=time.perf_counter() - started,
+    inbound = _kind(
+        kinds,
+        common,
+        "inbound-sms",
+        'an incoming message ("A MESSAGE COMES IN")',
+        'Send an incoming message, as Twilio does for "A MESSAGE COMES IN", and show the TwiML reply.',
+        _INBOUND_EXAMPLES,
+    )
+    inbound.add_argument("--body", default="Hello", help='the message text (default "Hello")')
+    inbound.add_argument(
+        "--media", action="append", metavar="URL", help="an attachment's URL (MediaUrlN); repeatable"
     )
 
 
-def _unreachable(url: str, exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, TimeoutError):
-        return f"no answer from {url} within {timeout:g} s (Twilio gives up after {TWILIO_TIMEOUT:g} s)"
-    if isinstance(exc, ConnectionRefusedError):
-        return (
-            f"cannot reach {url}: connection refused. Is the service running? "
-            "Start it with `twilio-events run app.py` (or `make run`), or pass --url"
-        )
-    if isinstance(exc, socket.gaierror):
-        return f"cannot reach {url}: unknown host {urlsplit(url).hostname!r}"
-    if isinstance(exc, (http.client.HTTPException, ConnectionError)):
-        return f"{url} closed the connection without an HTTP answer ({type(exc).__name__})"
-    return f"cannot reach {url}: {exc}"
+def _kind(
+    kinds: Any, common: argparse.ArgumentParser, name: str, help: str, description: str, epilog: str
+) -> argparse.ArgumentParser:
+    """One kind of simulated callback, with the options every kind has."""
+    parser: argparse.ArgumentParser = kinds.add_parser(
+        name,
+        parents=[common],
+        help=help,
+        description=description,
+        epilog=epilog,
+        formatter_class=FORMATTER,
+        allow_abbrev=False,
+    )
+    return parser
 
 
-def wait_until_up(url: str, seconds: float) -> None:
-    """Return once `url`'s host accepts connections; fail after `seconds`."""
-    parts = urlsplit(url)
-    address = (parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80))
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            socket.create_connection(address, timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() >= deadline:
-                raise CommandError(
-                    f"cannot reach {url}: nothing accepted a connection within {seconds:g} s"
-                ) from None
-            time.sleep(0.1)
+def _common_options() -> argparse.ArgumentParser:
+    """The options of every kind: where to send, how to sign, what to change, and how to deliver."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--url",
+        help="where the service listens (env TWILIO_EVENTS_URL; default http://127.0.0.1:PORT/ with the "
+        f"first TWILIO_EVENTS_PORT, else {DEFAULT_PORT})",
+    )
+    common.add_argument(
+        "--auth-token",
+        metavar="TOKEN",
+        help="the auth token to sign with, the service's (env TWILIO_AUTH_TOKEN; without one, a placeholder "
+        "only a service without signature validation accepts)",
+    )
+    common.add_argument(
+        "--account-sid",
+        metavar="SID",
+        help="the AccountSid to send (env TWILIO_ACCOUNT_SID; default a test SID, AC000...)",
+    )
+    common.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="sign for this base URL, as Twilio does when it calls the service through a proxy or tunnel, "
+        "and send the X-Forwarded-Proto/-Host a proxy would add (env TWILIO_EVENTS_PUBLIC_URL)",
+    )
+    common.add_argument("--from", dest="from_", metavar="NUMBER", help="the From number")
+    common.add_argument("--to", metavar="NUMBER", help="the To number")
+    common.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="set (or add) one more parameter in every callback; repeatable",
+    )
+    common.add_argument(
+        "--duplicate", action="store_true", help="deliver some callbacks twice, as Twilio can"
+    )
+    common.add_argument(
+        "--seed", type=int, help="random seed for --out-of-order / --duplicate, to replay an order"
+    )
+    common.add_argument(
+        "--delay", type=float, default=0.0, metavar="SECONDS", help="pause between callbacks (default 0)"
+    )
+    common.add_argument(
+        "--timeout",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="give up on an answer after this long (default 15, as Twilio)",
+    )
+    common.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="first wait up to this long for the service to accept connections (default 0)",
+    )
+    common.add_argument("-v", "--verbose", action="store_true", help="also print every parameter sent")
+    return common
 
 
-def send_all(
-    url: str,
-    sends: Iterable[Delivery],
-    *,
-    auth_token: str,
-    public_url: str | None,
-    timeout: float,
-    delay: float,
-    verbose: bool,
-    show_reply: bool,
-    out: TextIO,
-) -> int:
-    """Send every delivery in order, print one line per answer; 0 when all were 2xx, else 1."""
-    sends = list(sends)
-    print(f"POST {url}  (signed for {signed_url(url, public_url)})", file=out)
-    refused = []
-    for index, delivery in enumerate(sends, 1):
-        if index > 1 and delay:
-            time.sleep(delay)
-        if verbose:
-            for name, value in sorted(delivery.params.items()):
-                print(f"      {name}={value}", file=out)
-        reply = post(url, delivery.params, auth_token=auth_token, public_url=public_url, timeout=timeout)
-        print(f"[{index}/{len(sends)}] {_describe(delivery)} -> {_summarise(reply, show_reply)}", file=out)
-        if show_reply and reply.ok and reply.body:
-            print(_indent(reply.body), file=out)
-        if not reply.ok:
-            refused.append(reply)
-        out.flush()
-    if not refused:
-        print(f"{len(sends)} callback(s) sent, every one answered 2xx", file=out)
-        return 0
-    codes = ", ".join(sorted({str(reply.status) for reply in refused}))
-    print(f"{len(refused)} of {len(sends)} callback(s) were not accepted ({codes})", file=out)
-    if any(reply.status == 403 for reply in refused):
+def execute(args: argparse.Namespace) -> int:
+    """Build the callbacks, deliver them in the chosen order and report; 0 when all were answered 2xx."""
+    from .callbacks import deliveries
+    from .sending import send_all, wait_until_up
+
+    auth_token = args.auth_token or env("TWILIO_AUTH_TOKEN")
+    if not auth_token:
+        auth_token = PLACEHOLDER_AUTH_TOKEN
         print(
-            "403: the service refused the signature or account. It must use the same auth token as this "
-            "command (--auth-token / TWILIO_AUTH_TOKEN) and the same TWILIO_ACCOUNT_SID; behind a proxy, "
-            "pass the public URL here with --public-url, and to `run` with --public-url or "
-            "--trust-forwarded-headers.",
-            file=out,
+            "twilio-events: note: no auth token (--auth-token / TWILIO_AUTH_TOKEN), so the callbacks are "
+            "signed with a placeholder: only a service running without signature validation accepts them",
+            file=sys.stderr,
         )
-    return 1
+    url = args.url or env("TWILIO_EVENTS_URL") or default_url()
+    lifecycle = getattr(args, "lifecycle", False)
+    if not lifecycle:
+        for option in ("outcome", "out_of_order"):
+            if getattr(args, option, None):
+                raise CommandError(f"--{option.replace('_', '-')} goes with --lifecycle")
+    payloads = _payloads(args, lifecycle, _overrides(args))
+    seed = args.seed if args.seed is not None else random.randrange(2**32)
+    shuffled = getattr(args, "out_of_order", False)
+    sends = deliveries(payloads, rng=random.Random(seed), out_of_order=shuffled, duplicate=args.duplicate)
+    if shuffled or args.duplicate:
+        how = " and ".join(
+            w for w, on in (("out of order", shuffled), ("with repeats", args.duplicate)) if on
+        )
+        print(f"delivering {how}, as Twilio can (replay this order with --seed {seed})")
+    if args.wait:
+        wait_until_up(url, args.wait)
+    return send_all(
+        url,
+        sends,
+        auth_token=auth_token,
+        public_url=args.public_url or env("TWILIO_EVENTS_PUBLIC_URL"),
+        timeout=args.timeout,
+        delay=args.delay,
+        verbose=args.verbose,
+        show_reply=args.kind == "inbound-sms",
+        out=sys.stdout,
+    )
 
 
-def _describe(delivery: Delivery) -> str:
-    params = delivery.params
-    if "CallStatus" in params:
-        text = f"call {params['CallStatus']:<11} {params.get('CallSid', '')}"
-        if "SequenceNumber" in params:
-            text += f" seq {params['SequenceNumber']}"
-    elif "MessageStatus" in params:
-        text = f"sms {params['MessageStatus']:<11} {params.get('MessageSid', '')}"
-        if "ErrorCode" in params:
-            text += f" ErrorCode {params['ErrorCode']}"
-    else:
-        text = f"inbound sms {params.get('MessageSid', '')} Body {params.get('Body', '')!r}"
-        if params.get("NumMedia", "0") != "0":
-            text += f" with {params['NumMedia']} media"
-    return text + (" (repeat)" if delivery.repeat else "")
+def default_url() -> str:
+    """The local URL `run` serves by default: the first TWILIO_EVENTS_PORT, else 8090."""
+    configured = ports([env(PORT_ENV) or ""], PORT_ENV)
+    return f"http://127.0.0.1:{configured[0] if configured else DEFAULT_PORT}/"
 
 
-def _summarise(reply: Reply, show_reply: bool) -> str:
-    text = f"{reply.status} {reply.reason} in {reply.seconds * 1000:.1f} ms"
-    body = _XML_DECLARATION.sub("", reply.body.strip())
-    if body and (not reply.ok or not show_reply):
-        text += f": {one_line(body)}"
-    return text
+def _payloads(args: argparse.Namespace, lifecycle: bool, overrides: dict[str, str | None]) -> list[Payload]:
+    """The callbacks of one status, a whole lifecycle or one incoming message, in Twilio's order."""
+    from .callbacks import call_lifecycle, inbound_sms, sms_lifecycle
+
+    if args.kind == "call":
+        if lifecycle:
+            return call_lifecycle(args.outcome or "completed", **overrides)
+        return [call_payload(args.status, **overrides)]
+    if args.kind == "sms":
+        if lifecycle:
+            return sms_lifecycle(args.outcome or "delivered", **overrides)
+        return [sms_payload(args.status, **overrides)]
+    return [inbound_sms(args.body, args.media or (), **overrides)]
 
 
-def _indent(body: str) -> str:
-    return "\n".join("      " + line for line in body.strip().splitlines())
+def _overrides(args: argparse.Namespace) -> dict[str, str | None]:
+    """The parameters the options set in every callback."""
+    overrides: dict[str, str | None] = {}
+    account_sid = args.account_sid or env("TWILIO_ACCOUNT_SID")
+    if account_sid:
+        overrides["AccountSid"] = account_sid
+    if args.from_:
+        overrides["From"] = args.from_
+        if args.kind == "call":
+            overrides["Caller"] = args.from_  # a call repeats From and To as Caller and Called
+    if args.to:
+        overrides["To"] = args.to
+        if args.kind == "call":
+            overrides["Called"] = args.to
+    for item in args.param or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise CommandError(f"--param {item!r}: expected NAME=VALUE")
+        overrides[name] = value
+    return overrides
+
+
+_EXAMPLES = """\
+examples:
+  twilio-events simulate call --lifecycle
+  twilio-events simulate call --status ringing
+  twilio-events simulate sms --lifecycle --outcome undelivered
+  twilio-events simulate inbound-sms --body "hi" --media https://example.com/cat.jpg
+
+Each callback is signed with TWILIO_AUTH_TOKEN (or --auth-token). Exit code 0 when every callback was
+answered 2xx, 1 otherwise.
+"""
+
+_CALL_EXAMPLES = """\
+examples:
+  twilio-events simulate call --status ringing
+  twilio-events simulate call --lifecycle
+  twilio-events simulate call --lifecycle --outcome busy --out-of-order --duplicate
+  twilio-events simulate call --lifecycle --url http://127.0.0.1:8091/ --public-url https://abc.ngrok.app
+"""
+
+_SMS_EXAMPLES = """\
+examples:
+  twilio-events simulate sms --status delivered
+  twilio-events simulate sms --lifecycle
+  twilio-events simulate sms --lifecycle --outcome failed --out-of-order
+"""
+
+_INBOUND_EXAMPLES = """\
+examples:
+  twilio-events simulate inbound-sms --body "hi"
+  twilio-events simulate inbound-sms --body "look" --media https://example.com/cat.jpg --from +14155550123
+"""

@@ -1,0 +1,140 @@
+"""The start-up summary of `twilio-events run`: where the app listens, the URL to give Twilio, which
+handler runs for which status, and a ready test callback."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..app import TwilioEvents
+from ..channels import ANY, Channel
+from ..listener import Listener
+from .output import table
+
+
+def summary(app: TwilioEvents, target: str) -> str:
+    """What is served where, the URL to give Twilio, and which handler runs for which status."""
+    if not app.validate_signature:
+        checks = "X-Twilio-Signature NOT validated (local development only)"
+    elif app.public_url:
+        checks = f"X-Twilio-Signature validated for {app.public_url.rstrip('/')}"
+    elif app.trust_forwarded_headers:
+        checks = "X-Twilio-Signature validated for the URL in Forwarded / X-Forwarded-* headers"
+    else:
+        checks = "X-Twilio-Signature validated for the URL each request was sent to"
+    rows = [[listener.name, listener.url(app.path), _twilio_url(app, listener)] for listener in app.listeners]
+    lines = [
+        f"twilio-events {__version__}: serving {target}; {checks}",
+        "",
+        table(["LISTENER", "LOCAL URL", "URL FOR TWILIO (method POST)"], rows),
+        "",
+        "Give Twilio that URL, method POST:",
+        '  Console > Phone Numbers > your number > Messaging: "A MESSAGE COMES IN"',
+        '  Console > Phone Numbers > your number > Voice: "CALL STATUS CHANGES" (the STATUS CALLBACK URL)',
+        "  or status_callback=URL when you create a call or send a message.",
+        "  `twilio-events configure --number +1... --url URL` sets the phone number for you.",
+        "",
+        table(["CHANNEL", "STATUS", "HANDLER"], _handler_rows(app.call) + _handler_rows(app.sms)),
+        "",
+        *try_it(app),
+    ]
+    return "\n".join(lines)
+
+
+def try_it(app: TwilioEvents) -> list[str]:
+    """How to send the first listener a test callback that reaches a handler: a ready `curl` line
+    (signed when the app checks signatures) and the `twilio-events simulate` command for more."""
+    from ..payloads import CALLEE, CALLER, new_sid, sign
+
+    if not app.listeners:
+        return []
+    url = app.listeners[0].url(app.path)
+    params, simulate, what = _sample_callback(app)
+    params = {**({"AccountSid": app.account_sid} if app.account_sid else {}), **params}
+    params |= {"From": CALLER, "To": CALLEE}
+    params = {name: new_sid(value[:2]) if value.endswith("*") else value for name, value in params.items()}
+    curl = ["curl", "-X", "POST", url]
+    for name, value in params.items():
+        curl += ["--data-urlencode", f"{name}={value}"]
+    simulate = [_command(), "simulate", *simulate, "--url", url]
+    if app.public_url:
+        simulate += ["--public-url", app.public_url]
+    if app.account_sid:
+        simulate += ["--account-sid", app.account_sid]
+    if app.validate_signature and app.auth_token:
+        # Signed for the URL the app checks: the public URL when it has one, else the local one.
+        signed_for = app.public_url.rstrip("/") + app.path if app.public_url else url
+        curl += ["-H", f"X-Twilio-Signature:{sign(signed_for, params, app.auth_token)}"]
+        note = (
+            "The curl line is signed with this service's auth token; `simulate` signs with "
+            "TWILIO_AUTH_TOKEN (or --auth-token), which must be the same."
+        )
+    else:
+        note = "Signatures are not checked, so neither needs the auth token."
+    return [
+        f"Try it, from another terminal: {what}:",
+        f"  {shlex.join(curl)}",
+        f"  {shlex.join(simulate)}",
+        note,
+    ]
+
+
+def _sample_callback(app: TwilioEvents) -> tuple[dict[str, str], list[str], str]:
+    """Parameters of one callback a registered handler receives ("SID*": a fresh SID), the simulate
+    arguments that exercise that channel, and what they send."""
+    calls, messages = app.call.handlers, app.sms.handlers
+    if messages and not calls:
+        if "received" in messages or (ANY in messages and len(messages) == 1):
+            return (
+                {"MessageSid": "SM*", "SmsStatus": "received", "Body": "hello"},
+                ["inbound-sms", "--body", "hello"],
+                "one incoming message, then another",
+            )
+        status = next((s.value for s in app.sms.status_type if s.value in messages), "delivered")
+        return (
+            {"MessageSid": "SM*", "MessageStatus": status, "SmsStatus": status},
+            ["sms", "--lifecycle"],
+            f"one {status} message status callback, then a whole message (queued to delivered)",
+        )
+    status = "ringing"
+    if calls and status not in calls and ANY not in calls:
+        status = next((s.value for s in app.call.status_type if s.value in calls), status)
+    return (
+        {"CallSid": "CA*", "CallStatus": status, "CallbackSource": "call-progress-events"},
+        ["call", "--lifecycle"],
+        f"one {status} callback, then a whole call (initiated to completed)",
+    )
+
+
+def _command() -> str:
+    """How to run `twilio-events` from here: its name, or its path when it is not on PATH."""
+    if shutil.which("twilio-events") is None:
+        script = Path(sys.executable).with_name("twilio-events")
+        if script.exists():
+            return os.path.relpath(script) if script.is_relative_to(Path.cwd()) else str(script)
+    return "twilio-events"
+
+
+def _twilio_url(app: TwilioEvents, listener: Listener) -> str:
+    """The URL to give Twilio for this listener, or how to get one."""
+    if app.public_url:
+        return app.public_url.rstrip("/") + app.path
+    return f"(not reachable by Twilio: expose port {listener.port}, e.g. `ngrok http {listener.port}`)"
+
+
+def _handler_rows(channel: Channel[Any, Any]) -> list[list[str]]:
+    """One row per status with a handler, in lifecycle order, the catch-all last."""
+    handlers = channel.handlers
+    if not handlers:
+        return [[channel.name, "(none)", "every callback is acknowledged with 200, no handler runs"]]
+    order = [status.value for status in channel.status_type]
+    keys = sorted(handlers, key=lambda key: order.index(key) if key in order else len(order))
+    rows = [[channel.name, key, f"{handlers[key].name}()"] for key in keys if key != ANY]
+    if ANY in handlers:
+        rows.append([channel.name, "(any other)", f"{handlers[ANY].name}()"])
+    return rows
