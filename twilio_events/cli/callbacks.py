@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import mimetypes
 import random
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -83,16 +84,24 @@ def inbound_sms(body: str, media_urls: Sequence[str] = (), **overrides: str | No
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One POST of a callback; `repeat` marks a callback that was already delivered once."""
+    """One POST of a callback: its parameters, its I-Twilio-Idempotency-Token (None: no header), and
+    whether it repeats a callback already delivered (with the same token, as Twilio retries)."""
 
     params: Payload
+    token: str | None = None
     repeat: bool = False
 
 
 def deliveries(
-    payloads: Sequence[Payload], *, rng: random.Random, out_of_order: bool = False, duplicate: bool = False
+    payloads: Sequence[Payload],
+    *,
+    rng: random.Random,
+    out_of_order: bool = False,
+    duplicate: bool = False,
+    tokens: bool = True,
 ) -> list[Delivery]:
-    """`payloads` in an order Twilio may really deliver them: shuffled, and/or with repeats (one or more)."""
+    """`payloads` in an order Twilio may really deliver them: shuffled, and/or with repeats (one or more);
+    with `tokens`, each callback has a fresh idempotency token, which its repeats share."""
     order = list(payloads)
     if duplicate and order:
         repeated = [p for p in order if rng.random() < 0.5] or [rng.choice(order)]
@@ -102,9 +111,10 @@ def deliveries(
         original = list(order)
         while order == original:
             rng.shuffle(order)
+    token_of = {id(p): str(uuid.uuid4()) if tokens else None for p in payloads}
     seen: set[int] = set()
     result = []
     for payload in order:
-        result.append(Delivery(payload, repeat=id(payload) in seen))
+        result.append(Delivery(payload, token=token_of[id(payload)], repeat=id(payload) in seen))
         seen.add(id(payload))
     return result

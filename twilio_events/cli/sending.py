@@ -15,6 +15,8 @@ from ..payloads import Payload, sign
 from .callbacks import Delivery
 from .output import CommandError, one_line
 
+IDEMPOTENCY_TOKEN_HEADER = "I-Twilio-Idempotency-Token"
+"""The header Twilio sends with each webhook request, the same on its retries of that request."""
 TWILIO_TIMEOUT = 15.0
 """Seconds Twilio waits for a whole response before it gives up on a webhook."""
 
@@ -51,12 +53,14 @@ def post(
     *,
     auth_token: str,
     public_url: str | None = None,
+    idempotency_token: str | None = None,
     timeout: float = TWILIO_TIMEOUT,
 ) -> Reply:
     """POST `params` form-encoded to `url` with the X-Twilio-Signature Twilio would compute.
 
     With `public_url`, sign for the URL Twilio would have called, and send the X-Forwarded-Proto /
-    X-Forwarded-Host a proxy in front of the service would add.
+    X-Forwarded-Host a proxy in front of the service would add. With `idempotency_token`, send it as
+    Twilio sends its I-Twilio-Idempotency-Token.
     """
     parts = urlsplit(url)
     headers = {
@@ -68,6 +72,8 @@ def post(
         public = urlsplit(public_url)
         headers["X-Forwarded-Proto"] = public.scheme
         headers["X-Forwarded-Host"] = public.netloc
+    if idempotency_token:
+        headers[IDEMPOTENCY_TOKEN_HEADER] = idempotency_token
     connection_type = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     connection = connection_type(parts.netloc, timeout=timeout)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -142,9 +148,18 @@ def send_all(
         if index > 1 and delay:
             time.sleep(delay)
         if verbose:
+            if delivery.token:
+                print(f"      {IDEMPOTENCY_TOKEN_HEADER}: {delivery.token}", file=out)
             for name, value in sorted(delivery.params.items()):
                 print(f"      {name}={value}", file=out)
-        reply = post(url, delivery.params, auth_token=auth_token, public_url=public_url, timeout=timeout)
+        reply = post(
+            url,
+            delivery.params,
+            auth_token=auth_token,
+            public_url=public_url,
+            idempotency_token=delivery.token,
+            timeout=timeout,
+        )
         print(f"[{index}/{len(sends)}] {_describe(delivery)} -> {_summarise(reply, show_reply)}", file=out)
         if show_reply and reply.ok and reply.body:
             print(_indent(reply.body), file=out)

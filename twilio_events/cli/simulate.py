@@ -144,6 +144,12 @@ def _common_options() -> argparse.ArgumentParser:
         "--duplicate", action="store_true", help="deliver some callbacks twice, as Twilio can"
     )
     common.add_argument(
+        "--no-idempotency-token",
+        action="store_true",
+        help="send no I-Twilio-Idempotency-Token header; by default each callback carries a fresh one, "
+        "and a --duplicate repeat the same one, as Twilio's retries do",
+    )
+    common.add_argument(
         "--seed", type=int, help="random seed for --out-of-order / --duplicate, to replay an order"
     )
     common.add_argument(
@@ -189,7 +195,13 @@ def execute(args: argparse.Namespace) -> int:
     payloads = _payloads(args, lifecycle, _overrides(args))
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     shuffled = getattr(args, "out_of_order", False)
-    sends = deliveries(payloads, rng=random.Random(seed), out_of_order=shuffled, duplicate=args.duplicate)
+    sends = deliveries(
+        payloads,
+        rng=random.Random(seed),
+        out_of_order=shuffled,
+        duplicate=args.duplicate,
+        tokens=not args.no_idempotency_token,
+    )
     if shuffled or args.duplicate:
         how = " and ".join(
             w for w, on in (("out of order", shuffled), ("with repeats", args.duplicate)) if on
