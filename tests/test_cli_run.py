@@ -350,7 +350,7 @@ def test_a_port_in_use_is_one_clear_line(tmp_path: Path, occupied_port: int) -> 
 
     result = cli("run", "app.py", "--host", "127.0.0.1", "--port", str(occupied_port), cwd=tmp_path)
 
-    assert_one_line_error(result, f"port {occupied_port} is already in use", "--port")
+    assert_one_line_error(result, f"port {occupied_port} is already in use", "--port", "TWILIO_EVENTS_PORT")
 
 
 @pytest.mark.parametrize(

@@ -361,6 +361,28 @@ def test_make_run_without_a_token_starts_for_local_use(tmp_path: Path) -> None:
         example.wait_for_output(": completed after 42 s\n")
 
 
+def test_make_run_on_a_port_in_use_says_how_to_choose_another() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            MAKE_RUN,
+            cwd=ROOT,
+            env={**_outside_env(), "TWILIO_EVENTS_PORT": str(port)},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT * 2,
+        )
+
+    assert result.returncode != 0, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("twilio-events: error: ")]
+    assert len(errors) == 1, result.stderr
+    # `make run` passes no --port: the variable it reads must be named
+    assert f"port {port} is already in use" in errors[0] and "TWILIO_EVENTS_PORT" in errors[0]
+
+
 @pytest.mark.parametrize("account_sid", [None, ACCOUNT_SID])
 def test_make_run_with_a_token_prints_a_signed_curl_line(tmp_path: Path, account_sid: str | None) -> None:
     env = {"TWILIO_AUTH_TOKEN": TOKEN} | ({"TWILIO_ACCOUNT_SID": account_sid} if account_sid else {})

@@ -205,7 +205,8 @@ def check_ports_free(listeners: Sequence[Listener]) -> None:
                     if exc.errno == errno.EADDRINUSE:
                         raise CommandError(
                             f"port {listener.port} is already in use on {listener.host} "
-                            f"(listener {listener.name}): stop what holds it, or choose another with --port"
+                            f"(listener {listener.name}): stop what holds it, or choose another with --port "
+                            f"(or {PORT_ENV}=...)"
                         ) from None
                     raise CommandError(
                         f"cannot listen on {listener.host}:{listener.port} (listener {listener.name}): "
