@@ -18,6 +18,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from twilio_events import TwilioEvents
 
 from .conftest import DEADLINE, TOKEN, LiveServer, Process, free_port, wait_for
 
@@ -447,3 +451,19 @@ def test_verbose_shows_the_token_sent(recorder: tuple[HeaderRecorder, str]) -> N
 
     [token] = app.tokens()
     assert f"I-Twilio-Idempotency-Token: {token}" in result.stdout
+
+
+def test_a_redirect_says_which_url_to_send_to(serve: Callable[..., LiveServer]) -> None:
+    events = TwilioEvents(auth_token=TOKEN)
+    handled: list[str] = []
+    events.call.on_any(lambda event: handled.append(str(event.status)))
+    server = serve(Starlette(routes=[Mount("/twilio", app=events)]))  # served at /twilio/
+
+    result = simulate(None, "call", "--lifecycle", "--url", server.url("/twilio"))
+
+    assert result.returncode == 1
+    assert answered(result) == ["307 Temporary Redirect"] * 4
+    assert handled == []
+    assert f"--url {server.url('/twilio/')}" in result.stdout  # what to change
+    simulate_to(server.url("/twilio/"), "call", "--lifecycle")
+    assert handled == ["initiated", "ringing", "in-progress", "completed"]

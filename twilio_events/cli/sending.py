@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TextIO
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from ..payloads import Payload, sign
 from .callbacks import Delivery
@@ -32,6 +32,8 @@ class Reply:
     content_type: str
     body: str
     seconds: float
+    location: str = ""
+    """Where a redirect points, as the Location header gives it."""
 
     @property
     def ok(self) -> bool:
@@ -92,6 +94,7 @@ def post(
         content_type=response.getheader("Content-Type", ""),
         body=body,
         seconds=time.perf_counter() - started,
+        location=response.getheader("Location", ""),
     )
 
 
@@ -179,7 +182,21 @@ def send_all(
             "--trust-forwarded-headers.",
             file=out,
         )
+    redirect = next((reply for reply in refused if 300 <= reply.status < 400 and reply.location), None)
+    if redirect is not None:
+        print(_redirect_hint(url, redirect), file=out)
     return 1
+
+
+def _redirect_hint(url: str, reply: Reply) -> str:
+    """What to change when the service answers the callbacks with a redirect."""
+    location = urljoin(url, reply.location)
+    why = " (its URL ends with a slash)" if location == url + "/" else ""
+    path = urlsplit(location).path
+    return (
+        f"{reply.status}: the service redirects {url} to {location}{why}, and handles no callback sent to "
+        f"the old URL. Pass --url {location}, and give Twilio the URL with the path {path}."
+    )
 
 
 def _describe(delivery: Delivery) -> str:
