@@ -105,6 +105,7 @@ def execute(args: argparse.Namespace) -> int:
     if reload:
         return _reload(target, args.argv)
 
+    logging.getLogger("twilio_events").addFilter(_validation_warning_said_once)  # before the app warns
     app = load_app(target)
     _apply_options(app, args, listen_ports, names)
     check_ports_free(app.listeners)
@@ -150,6 +151,11 @@ def _warn_about_validation(app: TwilioEvents, no_validate_signature: bool) -> No
             file=sys.stderr,
             flush=True,
         )
+
+
+def _validation_warning_said_once(record: logging.LogRecord) -> bool:
+    """Drop the app's own "validation is OFF" log lines: `run` prints that warning itself, once."""
+    return not record.getMessage().startswith("X-Twilio-Signature validation is OFF")
 
 
 def _reload(target: str, argv: Sequence[str]) -> int:
