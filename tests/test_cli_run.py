@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -235,6 +236,29 @@ def test_try_it_lines_work_behind_a_public_url(spawn: Spawn, tmp_path: Path) -> 
     ]  # fmt: skip
     result = cli(*simulate[1:])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the printed line runs curl")
+@pytest.mark.parametrize("signed", [True, False])
+def test_each_paste_of_the_curl_line_is_a_new_callback(spawn: Spawn, tmp_path: Path, signed: bool) -> None:
+    port = free_port()
+    options = [] if signed else ["--no-validate-signature"]
+    env = {} if signed else {"TWILIO_AUTH_TOKEN": ""}
+    process = start(spawn, tmp_path, "app.py", "--host", "127.0.0.1", "--port", str(port), *options, env=env)
+    wait_serving(process, port)
+    [line] = [line.strip() for line in stdout_of(process).splitlines() if line.strip().startswith("curl ")]
+
+    for _ in range(2):  # pasted into a shell twice, as printed
+        pasted = subprocess.run(
+            ["sh", "-c", f"{line} --silent --show-error --fail"],
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+        )
+        assert pasted.returncode == 0, pasted.stderr
+
+    assert stdout_of(process).count("handled ringing") == 2  # neither paste taken for a retry
+    assert "duplicate" not in process.stderr
 
 
 def test_try_it_and_simulate_need_no_http_client_library() -> None:

@@ -16,6 +16,9 @@ from ..channels import ANY, Channel
 from ..listener import Listener
 from .output import table
 
+FRESH_TOKEN_HEADER = "-H \"I-Twilio-Idempotency-Token: $(od -An -N16 -tx1 /dev/urandom | tr -d ' \\n')\""
+"""A curl option sending a new token, 32 hex digits from /dev/urandom, each time a POSIX shell runs it."""
+
 
 def summary(app: TwilioEvents, target: str) -> str:
     """What is served where, the URL to give Twilio, and which handler runs for which status."""
@@ -78,9 +81,11 @@ def try_it(app: TwilioEvents) -> list[str]:
         note = "Signatures are not checked, so neither needs the auth token."
     return [
         f"Try it, from another terminal: {what}:",
-        f"  {shlex.join(curl)}",
+        f"  {shlex.join(curl)} {FRESH_TOKEN_HEADER}",
         f"  {shlex.join(simulate)}",
         note,
+        "Each run of the curl line sends a new I-Twilio-Idempotency-Token, so the service takes it for a "
+        "new callback, not a retry.",
     ]
 
 
