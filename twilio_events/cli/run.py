@@ -21,6 +21,7 @@ from .output import CommandError
 
 if TYPE_CHECKING:
     from ..app import TwilioEvents
+    from .service import Service
 
 VALIDATE_SIGNATURE_ENV = "TWILIO_EVENTS_VALIDATE_SIGNATURE"  # read by TwilioEvents() itself
 RELOAD_ENV = "TWILIO_EVENTS_RELOAD"
@@ -30,13 +31,19 @@ DEFAULT_LISTENER_NAME = "twilioListener"
 
 def add_parser(commands: Any) -> None:
     """`run [TARGET]` and its options."""
-    run = add_command(commands, "run", "Serve a TwilioEvents app on one or more ports.", _EXAMPLES)
+    run = add_command(
+        commands,
+        "run",
+        "Serve a TwilioEvents app, or an ASGI app that mounts one, on one or more ports.",
+        _EXAMPLES,
+    )
     run.add_argument(
         "target",
         nargs="?",
         metavar="TARGET",
-        help="module:attr, or a path to a .py file (the TwilioEvents app in it is found when there is "
-        "just one), e.g. examples/call_status.py or myproject.hooks:app (env TWILIO_EVENTS_APP)",
+        help="module:attr, or a path to a .py file (the app in it that mounts a TwilioEvents app, else its "
+        "one TwilioEvents app, is found by itself), e.g. examples/call_status.py or myproject.hooks:app; "
+        "any ASGI app, or a function that returns one (env TWILIO_EVENTS_APP)",
     )
     run.add_argument(
         "--host", help="address to listen on (env TWILIO_EVENTS_HOST; default: the app's, 0.0.0.0)"
@@ -88,7 +95,7 @@ def add_parser(commands: Any) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     """Load the target, print the start-up summary and serve until interrupted."""
-    from .loader import load_app
+    from .loader import load_service
     from .summary import summary
 
     target = args.target or env("TWILIO_EVENTS_APP")
@@ -106,14 +113,14 @@ def execute(args: argparse.Namespace) -> int:
         return _reload(target, args.argv)
 
     logging.getLogger("twilio_events").addFilter(_validation_warning_said_once)  # before the app warns
-    app = load_app(target)
-    _apply_options(app, args, listen_ports, names)
-    check_ports_free(app.listeners)
-    print(summary(app, target), flush=True)
-    _warn_about_validation(app, args.no_validate_signature)
+    service = load_service(target)
+    _apply_options(service, args, listen_ports, names)
+    check_ports_free(service.listeners)
+    print(summary(service), flush=True)
+    _warn_about_validation(service.events, args.no_validate_signature)
     logging.getLogger("twilio_events").setLevel(log_level.upper())
     try:
-        app.run(log_level=log_level)
+        _serve(service, log_level)
     except SystemExit as exc:
         if exc.code:
             raise CommandError("the service could not start (the reason is logged above)") from None
@@ -121,22 +128,45 @@ def execute(args: argparse.Namespace) -> int:
 
 
 def _apply_options(
-    app: TwilioEvents, args: argparse.Namespace, listen_ports: Sequence[int], names: Sequence[str]
+    service: Service, args: argparse.Namespace, listen_ports: Sequence[int], names: Sequence[str]
 ) -> None:
     """Override the app's public URL, forwarded-header trust and listeners with the options given."""
+    service.listeners = listeners_from_options(
+        service.listeners, listen_ports, names, args.host or env("TWILIO_EVENTS_HOST")
+    )
+    app = service.events
     public_url = args.public_url or env("TWILIO_EVENTS_PUBLIC_URL")
+    trust = True if args.trust_forwarded_headers else env_flag("TWILIO_EVENTS_TRUST_FORWARDED_HEADERS")
+    if app is None:
+        return
     if public_url:
         app.public_url = public_url
-    trust = True if args.trust_forwarded_headers else env_flag("TWILIO_EVENTS_TRUST_FORWARDED_HEADERS")
     if trust is not None:
         app.trust_forwarded_headers = trust
-    app.listeners = listeners_from_options(
-        app.listeners, listen_ports, names, args.host or env("TWILIO_EVENTS_HOST")
+    app.listeners = service.listeners
+
+
+def _serve(service: Service, log_level: str) -> None:
+    """Serve the TwilioEvents app as it serves itself, or any other ASGI app the same way."""
+    events = service.events
+    if events is not None and service.app is events:
+        events.run(log_level=log_level)
+        return
+    from .asgi_server import serve
+
+    serve(
+        service.app,
+        service.listeners,
+        path=service.path if events is not None else None,
+        proxy_headers=events is not None and events.trust_forwarded_headers,
+        log_level=log_level,
     )
 
 
-def _warn_about_validation(app: TwilioEvents, no_validate_signature: bool) -> None:
+def _warn_about_validation(app: TwilioEvents | None, no_validate_signature: bool) -> None:
     """Say loudly that signatures are not checked, or that the app checks them despite the option."""
+    if app is None:
+        return
     if not app.validate_signature:
         print(
             "\n*** WARNING: X-Twilio-Signature validation is OFF. Anyone who can reach this service can fake "
@@ -248,6 +278,7 @@ _EXAMPLES = """\
 examples:
   twilio-events run examples/call_status.py
   twilio-events run myproject.hooks:app --port 8090 --port 8091
+  twilio-events run main.py:app                           a FastAPI app that mounts a TwilioEvents app
   twilio-events run app.py --public-url https://abc.ngrok.app --log-level debug
   TWILIO_EVENTS_PORT=9000 twilio-events run app.py --reload
   twilio-events run app.py --no-validate-signature       (local only: anyone could fake callbacks)

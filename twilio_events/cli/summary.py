@@ -15,13 +15,25 @@ from ..app import TwilioEvents
 from ..channels import ANY, Channel
 from ..listener import Listener
 from .output import table
+from .service import Service
 
 FRESH_TOKEN_HEADER = "-H \"I-Twilio-Idempotency-Token: $(od -An -N16 -tx1 /dev/urandom | tr -d ' \\n')\""
 """A curl option sending a new token, 32 hex digits from /dev/urandom, each time a POSIX shell runs it."""
 
 
-def summary(app: TwilioEvents, target: str) -> str:
+def summary(service: Service) -> str:
     """What is served where, the URL to give Twilio, and which handler runs for which status."""
+    app = service.events
+    if app is None:
+        rows = [[listener.name, listener.url("/")] for listener in service.listeners]
+        return "\n".join(
+            [
+                f"twilio-events {__version__}: serving {service.target}, "
+                "an ASGI app with no TwilioEvents app mounted in it",
+                "",
+                table(["LISTENER", "LOCAL URL"], rows),
+            ]
+        )
     if not app.validate_signature:
         checks = "X-Twilio-Signature NOT validated (local development only)"
     elif app.public_url:
@@ -30,9 +42,12 @@ def summary(app: TwilioEvents, target: str) -> str:
         checks = "X-Twilio-Signature validated for the URL in Forwarded / X-Forwarded-* headers"
     else:
         checks = "X-Twilio-Signature validated for the URL each request was sent to"
-    rows = [[listener.name, listener.url(app.path), _twilio_url(app, listener)] for listener in app.listeners]
+    rows = [
+        [listener.name, listener.url(service.path), _twilio_url(service, listener)]
+        for listener in service.listeners
+    ]
     lines = [
-        f"twilio-events {__version__}: serving {target}; {checks}",
+        f"twilio-events {__version__}: serving {service.target}; {checks}",
         "",
         table(["LISTENER", "LOCAL URL", "URL FOR TWILIO (method POST)"], rows),
         "",
@@ -44,19 +59,20 @@ def summary(app: TwilioEvents, target: str) -> str:
         "",
         table(["CHANNEL", "STATUS", "HANDLER"], _handler_rows(app.call) + _handler_rows(app.sms)),
         "",
-        *try_it(app),
+        *try_it(service),
     ]
     return "\n".join(lines)
 
 
-def try_it(app: TwilioEvents) -> list[str]:
+def try_it(service: Service) -> list[str]:
     """How to send the first listener a test callback that reaches a handler: a ready `curl` line
     (signed when the app checks signatures) and the `twilio-events simulate` command for more."""
     from ..payloads import CALLEE, CALLER, new_sid, sign
 
-    if not app.listeners:
+    app = service.events
+    if app is None or not service.listeners:
         return []
-    url = app.listeners[0].url(app.path)
+    url = service.listeners[0].url(service.path)
     params, simulate, what = _sample_callback(app)
     params = {**({"AccountSid": app.account_sid} if app.account_sid else {}), **params}
     params |= {"From": CALLER, "To": CALLEE}
@@ -71,7 +87,7 @@ def try_it(app: TwilioEvents) -> list[str]:
         simulate += ["--account-sid", app.account_sid]
     if app.validate_signature and app.auth_token:
         # Signed for the URL the app checks: the public URL when it has one, else the local one.
-        signed_for = app.public_url.rstrip("/") + app.path if app.public_url else url
+        signed_for = app.public_url.rstrip("/") + service.path if app.public_url else url
         curl += ["-H", f"X-Twilio-Signature:{sign(signed_for, params, app.auth_token)}"]
         note = (
             "The curl line is signed with this service's auth token; `simulate` signs with "
@@ -125,10 +141,10 @@ def _command() -> str:
     return "twilio-events"
 
 
-def _twilio_url(app: TwilioEvents, listener: Listener) -> str:
+def _twilio_url(service: Service, listener: Listener) -> str:
     """The URL to give Twilio for this listener, or how to get one."""
-    if app.public_url:
-        return app.public_url.rstrip("/") + app.path
+    if service.events is not None and service.events.public_url:
+        return service.events.public_url.rstrip("/") + service.path
     return f"(not reachable by Twilio: expose port {listener.port}, e.g. `ngrok http {listener.port}`)"
 
 
