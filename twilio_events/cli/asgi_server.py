@@ -1,112 +1,58 @@
-"""Serving an ASGI app that is not itself a TwilioEvents app (say a FastAPI app that mounts one) on every
-listener in one process, as `TwilioEvents.run()` serves its own app: its lifespan runs once, and one
-Ctrl-C stops every listener."""
+"""Serving an ASGI app that is not itself a TwilioEvents app (say a FastAPI app that mounts one) the way
+`TwilioEvents.run()` serves its own app: every listener in one process, the lifespan run once, and one
+Ctrl-C stopping every listener."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import signal
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..listener import Listener, NamedListenerApp
+from ..listener import Listener
 from .output import CommandError, one_line
 
 logger = logging.getLogger("twilio_events")
 
 
-class _ListenerServer(uvicorn.Server):
-    """A uvicorn server that leaves signals to the group, so one Ctrl-C stops every listener."""
+class ServedApp:
+    """Any ASGI app, with what the library's `serve` needs: its webhook path, whether forwarded headers
+    are trusted, and a lifespan that runs the app's own ASGI lifespan."""
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Install no signal handlers: `_serve` installs one for every server."""
-        yield
-
-
-class _WithState:
-    """Gives each request a copy of the state the lifespan filled, as uvicorn does when it runs it."""
-
-    def __init__(self, app: ASGIApp, state: dict[str, Any]) -> None:
+    def __init__(self, app: ASGIApp, *, path: str, trust_forwarded_headers: bool) -> None:
         self.app = app
-        self.state = state
+        self.path = path
+        self.trust_forwarded_headers = trust_forwarded_headers
+        self.state: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on with the lifespan's state."""
+        """Pass a request on with a copy of the state the lifespan filled, as uvicorn does."""
         if scope["type"] in ("http", "websocket"):
             scope["state"] = self.state.copy()
         await self.app(scope, receive, send)
 
+    def lifespan(self, _parent: object = None) -> contextlib.AbstractAsyncContextManager[None]:
+        """The app's ASGI lifespan, run once for every listener."""
+        return lifespan(self.app, self.state)
+
 
 def serve(
-    app: ASGIApp, listeners: Sequence[Listener], *, path: str | None, proxy_headers: bool, log_level: str
+    app: ASGIApp, listeners: Sequence[Listener], *, path: str, proxy_headers: bool, log_level: str
 ) -> None:
-    """Serve `app` on every listener until interrupted; `path` is where its TwilioEvents app is, if any."""
+    """Serve `app` on every listener until interrupted; `path` is where its TwilioEvents app is."""
+    from ..serving import fastest_loop
+    from ..serving import serve as serve_listeners
+
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
         )
-    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_serve(app, listeners, path=path, proxy_headers=proxy_headers, log_level=log_level))
-
-
-async def _serve(
-    app: ASGIApp, listeners: Sequence[Listener], *, path: str | None, proxy_headers: bool, log_level: str
-) -> None:
-    """Run the lifespan once, and a uvicorn server per listener inside it, until a signal stops them."""
-    state: dict[str, Any] = {}
-    servers = [
-        _ListenerServer(
-            uvicorn.Config(
-                NamedListenerApp(_WithState(app, state), listener.name),
-                host=listener.host,
-                port=listener.port,
-                lifespan="off",  # run once below, not once per listener
-                proxy_headers=proxy_headers,
-                log_level=log_level,
-                access_log=False,
-                timeout_graceful_shutdown=30,
-            )
-        )
-        for listener in listeners
-    ]
-
-    def stop_all(signum: int = signal.SIGTERM) -> None:
-        """Ask every server to finish its requests and stop."""
-        for server in servers:
-            server.handle_exit(signum, None)
-
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop_all, signum)
-
-    async def serve_one(server: _ListenerServer, listener: Listener) -> bool:
-        """Serve one listener; False, with every listener stopped, when it cannot start."""
-        try:
-            await server.serve()
-        except SystemExit:
-            logger.error(
-                "[%s] could not start on %s:%d; stopping", listener.name, listener.host, listener.port
-            )
-            stop_all()
-            return False
-        return True
-
-    async with lifespan(app, state):
-        for listener in listeners:
-            what = "receiving Twilio callbacks" if path is not None else "serving"
-            logger.info("[%s] %s at %s", listener.name, what, listener.url(path or "/"))
-        started = await asyncio.gather(
-            *(serve_one(s, lst) for s, lst in zip(servers, listeners, strict=True))
-        )
-    if not all(started):
-        raise SystemExit(1)
+    served = ServedApp(app, path=path, trust_forwarded_headers=proxy_headers)
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=fastest_loop()) as runner:
+        runner.run(serve_listeners(served, listeners, log_level=log_level))
 
 
 @contextlib.asynccontextmanager
@@ -150,12 +96,3 @@ async def _answer(task: asyncio.Task[None], from_app: asyncio.Queue[Message]) ->
         return answer.result()
     answer.cancel()
     return None
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when installed (it is with uvicorn[standard]), as uvicorn itself would choose."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop

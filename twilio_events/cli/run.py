@@ -157,7 +157,7 @@ def _serve(service: Service, log_level: str) -> None:
     serve(
         service.app,
         service.listeners,
-        path=service.path if events is not None else None,
+        path=service.path,
         proxy_headers=events is not None and events.trust_forwarded_headers,
         log_level=log_level,
     )
