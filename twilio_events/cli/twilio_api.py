@@ -6,35 +6,17 @@ from __future__ import annotations
 import json
 import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 
+from ..rest import REQUEST_TIMEOUT, RebasedHttpClient
 from .output import CommandError, one_line
 
 if TYPE_CHECKING:
     from twilio.rest import Client
 
-TWILIO_API = "https://api.twilio.com"
-REQUEST_TIMEOUT = 30.0
 _E164 = re.compile(r"^\+[1-9]\d{5,14}$")
-
-
-class RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no type hints
-    """Sends the SDK's requests to another base URL (a Twilio API mock or a proxy) instead of Twilio's."""
-
-    def __init__(self, base_url: str, timeout: float = REQUEST_TIMEOUT) -> None:
-        """Send every request under `base_url`, giving up after `timeout` seconds."""
-        super().__init__(timeout=timeout)
-        self.base_url = base_url.rstrip("/")
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        """Send the request to the same path and query under `base_url`."""
-        parts = urlsplit(url)
-        base = urlsplit(self.base_url)
-        rebased = urlunsplit((base.scheme, base.netloc, base.path + parts.path, parts.query, ""))
-        return super().request(method, rebased, *args, **kwargs)
 
 
 def client(account_sid: str | None, auth_token: str | None, api_base_url: str | None = None) -> Client:
