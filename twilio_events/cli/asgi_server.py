@@ -19,10 +19,10 @@ logger = logging.getLogger("twilio_events")
 
 
 class ServedApp:
-    """Any ASGI app, with what the library's `serve` needs: its webhook path, whether forwarded headers
-    are trusted, and a lifespan that runs the app's own ASGI lifespan."""
+    """Any ASGI app in the shape the library's `serve` takes: a path, a proxy setting and a lifespan."""
 
     def __init__(self, app: ASGIApp, *, path: str, trust_forwarded_headers: bool) -> None:
+        """Serve `app`, whose TwilioEvents app receives callbacks at `path`."""
         self.app = app
         self.path = path
         self.trust_forwarded_headers = trust_forwarded_headers
@@ -57,8 +57,7 @@ def serve(
 
 @contextlib.asynccontextmanager
 async def lifespan(app: ASGIApp, state: dict[str, Any]) -> AsyncIterator[None]:
-    """Run `app`'s ASGI lifespan around the block: start-up before it, shut-down after it. An app that
-    does not take part in the lifespan protocol is served without one, as uvicorn does."""
+    """Run `app`'s ASGI lifespan around the block (an app without one is served without, as uvicorn does)."""
     to_app: asyncio.Queue[Message] = asyncio.Queue()
     from_app: asyncio.Queue[Message] = asyncio.Queue()
     scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": state}

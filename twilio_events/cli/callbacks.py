@@ -84,8 +84,7 @@ def inbound_sms(body: str, media_urls: Sequence[str] = (), **overrides: str | No
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One POST of a callback: its parameters, its I-Twilio-Idempotency-Token (None: no header), and
-    whether it repeats a callback already delivered (with the same token, as Twilio retries)."""
+    """One POST of a callback: parameters, idempotency token (None: no header), and whether it repeats."""
 
     params: Payload
     token: str | None = None
@@ -100,8 +99,7 @@ def deliveries(
     duplicate: bool = False,
     tokens: bool = True,
 ) -> list[Delivery]:
-    """`payloads` in an order Twilio may really deliver them: shuffled, and/or with repeats (one or more);
-    with `tokens`, each callback has a fresh idempotency token, which its repeats share."""
+    """`payloads` as Twilio may deliver them: shuffled and/or repeated, a repeat with its first's token."""
     order = list(payloads)
     if duplicate and order:
         repeated = [p for p in order if rng.random() < 0.5] or [rng.choice(order)]

@@ -127,8 +127,7 @@ def _apps(module: ModuleType) -> dict[str, TwilioEvents]:
 
 
 def _mounting_apps(module: ModuleType) -> dict[str, ASGIApp]:
-    """The module's other apps that mount a TwilioEvents app, by name, leaving out those mounted in
-    another of them."""
+    """The module's other apps that mount a TwilioEvents app, by name, outermost only."""
     found: dict[str, ASGIApp] = {}
     for name, value in vars(module).items():
         if _is_app_instance(value) and mounted(value) and all(value is not app for app in found.values()):
@@ -167,8 +166,7 @@ def _only_app(module: ModuleType, location: str) -> TwilioEvents:
 
 
 def _named_app(module: ModuleType, location: str, attr: str) -> Service:
-    """The app at the dotted `attr` of the module: an app instance, an `async def` ASGI app, or made by
-    calling a factory function (an instance is never called)."""
+    """The app at the dotted `attr`: an app, an `async def` ASGI app, or what a factory function returns."""
     value: object = module
     for part in attr.split("."):
         if not hasattr(value, part):

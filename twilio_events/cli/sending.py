@@ -6,7 +6,7 @@ import http.client
 import re
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -151,10 +151,7 @@ def send_all(
         if index > 1 and delay:
             time.sleep(delay)
         if verbose:
-            if delivery.token:
-                print(f"      {IDEMPOTENCY_TOKEN_HEADER}: {delivery.token}", file=out)
-            for name, value in sorted(delivery.params.items()):
-                print(f"      {name}={value}", file=out)
+            _show_sent(delivery, out)
         reply = post(
             url,
             delivery.params,
@@ -172,8 +169,22 @@ def send_all(
     if not refused:
         print(f"{len(sends)} callback(s) sent, every one answered 2xx", file=out)
         return 0
+    _explain_refusals(url, refused, len(sends), out)
+    return 1
+
+
+def _show_sent(delivery: Delivery, out: TextIO) -> None:
+    """Print the token and every parameter of one delivery, for --verbose."""
+    if delivery.token:
+        print(f"      {IDEMPOTENCY_TOKEN_HEADER}: {delivery.token}", file=out)
+    for name, value in sorted(delivery.params.items()):
+        print(f"      {name}={value}", file=out)
+
+
+def _explain_refusals(url: str, refused: Sequence[Reply], sent: int, out: TextIO) -> None:
+    """How many callbacks were refused, with which codes, and what to change for a 403 or a redirect."""
     codes = ", ".join(sorted({str(reply.status) for reply in refused}))
-    print(f"{len(refused)} of {len(sends)} callback(s) were not accepted ({codes})", file=out)
+    print(f"{len(refused)} of {sent} callback(s) were not accepted ({codes})", file=out)
     if any(reply.status == 403 for reply in refused):
         print(
             "403: the service refused the signature or account. It must use the same auth token as this "
@@ -185,7 +196,6 @@ def send_all(
     redirect = next((reply for reply in refused if 300 <= reply.status < 400 and reply.location), None)
     if redirect is not None:
         print(_redirect_hint(url, redirect), file=out)
-    return 1
 
 
 def _redirect_hint(url: str, reply: Reply) -> str:

@@ -13,8 +13,7 @@ from ..listener import Listener
 
 @dataclass(slots=True)
 class Service:
-    """An ASGI app to serve, named as `run` was given it, with the TwilioEvents app found in it (None:
-    none found), the URL path of that app's webhook route and the listeners to serve on."""
+    """An ASGI app to serve, the TwilioEvents app in it (or None), that app's URL path and the listeners."""
 
     target: str
     app: ASGIApp
@@ -35,8 +34,7 @@ class Service:
 
 
 def mounted(app: object) -> list[tuple[TwilioEvents, str]]:
-    """Each TwilioEvents app reachable from `app` through Starlette mounts, hosts and middleware, with the
-    path it is mounted at."""
+    """Each TwilioEvents app inside `app` (through mounts, hosts and middleware) with its mount path."""
     found: list[tuple[TwilioEvents, str]] = []
     _walk(app, "", set(), found)
     return found

@@ -178,14 +178,7 @@ def execute(args: argparse.Namespace) -> int:
     from .callbacks import deliveries
     from .sending import send_all, wait_until_up
 
-    auth_token = args.auth_token or env("TWILIO_AUTH_TOKEN")
-    if not auth_token:
-        auth_token = PLACEHOLDER_AUTH_TOKEN
-        print(
-            "twilio-events: note: no auth token (--auth-token / TWILIO_AUTH_TOKEN), so the callbacks are "
-            "signed with a placeholder: only a service running without signature validation accepts them",
-            file=sys.stderr,
-        )
+    auth_token = _auth_token(args)
     url = args.url or env("TWILIO_EVENTS_URL") or default_url()
     lifecycle = getattr(args, "lifecycle", False)
     if not lifecycle:
@@ -220,6 +213,19 @@ def execute(args: argparse.Namespace) -> int:
         show_reply=args.kind == "inbound-sms",
         out=sys.stdout,
     )
+
+
+def _auth_token(args: argparse.Namespace) -> str:
+    """The token to sign with: --auth-token, TWILIO_AUTH_TOKEN, else a placeholder (with a note)."""
+    auth_token: str | None = args.auth_token or env("TWILIO_AUTH_TOKEN")
+    if auth_token:
+        return auth_token
+    print(
+        "twilio-events: note: no auth token (--auth-token / TWILIO_AUTH_TOKEN), so the callbacks are "
+        "signed with a placeholder: only a service running without signature validation accepts them",
+        file=sys.stderr,
+    )
+    return PLACEHOLDER_AUTH_TOKEN
 
 
 def default_url() -> str:
