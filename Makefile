@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 # TWILIO_AUTH_TOKEN it runs for local use only, with signature validation off (and says so).
 run: $(STAMP)
 	@[ -n "$$TWILIO_AUTH_TOKEN" ] || \
-		echo "TWILIO_AUTH_TOKEN is not set: starting for LOCAL USE ONLY, without signature validation."
+		echo "TWILIO_AUTH_TOKEN is not set: starting with --no-validate-signature (set it to check signatures)."
 	$(BIN)/twilio-events run examples/call_status.py $(if $(TWILIO_AUTH_TOKEN),,--no-validate-signature)
 
 test: $(STAMP)

@@ -1,6 +1,7 @@
 """A FastAPI app with its own routes and twilio_events mounted under /twilio.
 
-Run it with `python examples/mounted_fastapi.py` or `uvicorn examples.mounted_fastapi:app --port 8090`.
+Run it with `python examples/mounted_fastapi.py`, `twilio-events run examples/mounted_fastapi.py` or
+`uvicorn examples.mounted_fastapi:app --port 8090`.
 Twilio's callback URL is then https://<your-host>/twilio/ (with the trailing slash), and
 GET /calls/<CallSid> shows the last status seen for a call.
 """

@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -237,14 +238,38 @@ def test_try_it_lines_work_behind_a_public_url(spawn: Spawn, tmp_path: Path) -> 
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the printed line runs curl")
+@pytest.mark.parametrize("signed", [True, False])
+def test_each_paste_of_the_curl_line_is_a_new_callback(spawn: Spawn, tmp_path: Path, signed: bool) -> None:
+    port = free_port()
+    options = [] if signed else ["--no-validate-signature"]
+    env = {} if signed else {"TWILIO_AUTH_TOKEN": ""}
+    process = start(spawn, tmp_path, "app.py", "--host", "127.0.0.1", "--port", str(port), *options, env=env)
+    wait_serving(process, port)
+    [line] = [line.strip() for line in stdout_of(process).splitlines() if line.strip().startswith("curl ")]
+
+    for _ in range(2):  # pasted into a shell twice, as printed
+        pasted = subprocess.run(
+            ["sh", "-c", f"{line} --silent --show-error --fail"],
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+        )
+        assert pasted.returncode == 0, pasted.stderr
+
+    assert stdout_of(process).count("handled ringing") == 2  # neither paste taken for a retry
+    assert "duplicate" not in process.stderr
+
+
 def test_try_it_and_simulate_need_no_http_client_library() -> None:
     # `pip install twilio-events` alone (no httpx2, no starlette.testclient) must run both.
     code = (
         "import sys; sys.modules['httpx2'] = sys.modules['httpx'] = None\n"
         "from twilio_events import TwilioEvents\n"
-        "from twilio_events import cli, simulate\n"
-        "from twilio_events.runserver import try_it\n"
-        f"print('\\n'.join(try_it(TwilioEvents(auth_token={TOKEN!r}))))\n"
+        "from twilio_events.cli import callbacks, main, sending, simulate\n"
+        "from twilio_events.cli.service import Service\n"
+        "from twilio_events.cli.summary import try_it\n"
+        f"print('\\n'.join(try_it(Service.of(TwilioEvents(auth_token={TOKEN!r}), 'app.py'))))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=DEADLINE)
 
@@ -296,6 +321,7 @@ def test_no_validate_signature_is_loud_and_accepts_any_signature(spawn: Spawn, t
     assert result.returncode == unsigned.returncode == 0, result.stdout + unsigned.stdout
     assert stdout_of(process).count("handled ringing") == 2
     assert "*** WARNING: X-Twilio-Signature validation is OFF" in process.stderr
+    assert process.stderr.count("validation is OFF") == 1  # the app's own log lines would repeat it
     assert "NOT validated" in stdout_of(process)
 
 
@@ -350,7 +376,7 @@ def test_a_port_in_use_is_one_clear_line(tmp_path: Path, occupied_port: int) -> 
 
     result = cli("run", "app.py", "--host", "127.0.0.1", "--port", str(occupied_port), cwd=tmp_path)
 
-    assert_one_line_error(result, f"port {occupied_port} is already in use", "--port")
+    assert_one_line_error(result, f"port {occupied_port} is already in use", "--port", "TWILIO_EVENTS_PORT")
 
 
 @pytest.mark.parametrize(
@@ -444,7 +470,8 @@ def test_help_documents_every_option_and_its_environment_variable() -> None:
 
 def test_try_it_sends_what_the_app_handles() -> None:
     from twilio_events import TwilioEvents
-    from twilio_events.runserver import try_it
+    from twilio_events.cli.service import Service
+    from twilio_events.cli.summary import try_it
 
     inbound = TwilioEvents(auth_token=TOKEN)
     inbound.sms.on_received(lambda event: None)
@@ -453,8 +480,99 @@ def test_try_it_sends_what_the_app_handles() -> None:
     calls = TwilioEvents(auth_token=TOKEN)
     calls.call.on_completed(lambda event: None)
 
-    inbound_text, statuses_text, calls_text = ("\n".join(try_it(app)) for app in (inbound, statuses, calls))
+    inbound_text, statuses_text, calls_text = (
+        "\n".join(try_it(Service.of(app, "app.py"))) for app in (inbound, statuses, calls)
+    )
 
     assert "SmsStatus=received" in inbound_text and " simulate inbound-sms " in inbound_text
     assert "MessageStatus=undelivered" in statuses_text and " simulate sms --lifecycle " in statuses_text
     assert "CallStatus=completed" in calls_text and " simulate call --lifecycle " in calls_text
+
+
+# any ASGI app: a FastAPI app that mounts the TwilioEvents app, or a plain one
+
+FASTAPI_APP = """
+from fastapi import FastAPI
+
+from twilio_events import TwilioEvents
+
+events = TwilioEvents()
+app = FastAPI(lifespan=events.lifespan)
+app.mount("/twilio", events)
+
+
+@events.call.on_ringing
+def ringing(event):
+    print("handled ringing", event.call_sid, flush=True)
+
+
+@app.get("/health")
+def health():
+    return {"status": "ok"}
+
+
+def create_app():
+    return app
+"""
+
+
+@pytest.mark.parametrize("target", ["app.py:app", "app.py", "app:create_app"])
+def test_run_serves_a_fastapi_app_that_mounts_twilio_events(
+    spawn: Spawn, tmp_path: Path, target: str
+) -> None:
+    (tmp_path / "app.py").write_text(FASTAPI_APP, encoding="utf-8")
+    first, second = free_port(), free_port()
+    env = {"TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_ACCOUNT_SID": "", "TWILIO_EVENTS_VALIDATE_SIGNATURE": ""}
+    ports = ["--port", str(first), "--port", str(second)]
+    process = spawn(["-m", "twilio_events", "run", target, "--host", "127.0.0.1", *ports], env)
+    wait_serving(process, first, second)
+
+    output = stdout_of(process)
+    rows = listener_rows(output, "twilioListener", f"twilioListener-{second}")
+    assert rows["twilioListener"][0] == f"http://127.0.0.1:{first}/twilio/"  # under the mount
+    assert rows[f"twilioListener-{second}"][0] == f"http://127.0.0.1:{second}/twilio/"
+    assert ["call", "ringing", "ringing()"] in [line.split() for line in output.splitlines()]
+    for port in (first, second):  # the FastAPI app's own routes are served too
+        response = httpx2.get(f"http://127.0.0.1:{port}/health", timeout=DEADLINE)
+        assert response.json() == {"status": "ok"}
+    _, simulate = try_it_lines(output)
+    assert simulate[-2:] == ["--url", f"http://127.0.0.1:{first}/twilio/"]
+    result = cli(*simulate[1:])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert stdout_of(process).count("handled ringing") == 1
+    assert process.stderr.count("twilio_events ready") == 1  # one lifespan for both listeners
+
+    process.terminate()
+    assert process.wait() == 0
+    assert "Traceback" not in process.stderr
+
+
+PLAIN_ASGI_APP = """
+async def app(scope, receive, send):
+    assert scope["type"] in ("http", "lifespan")
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"plain"})
+
+
+class App:
+    async def __call__(self, scope, receive, send):
+        pass
+"""
+
+
+def test_run_serves_an_async_function_app_without_calling_it(spawn: Spawn, tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(PLAIN_ASGI_APP, encoding="utf-8")
+    port = free_port()
+    args = ["-m", "twilio_events", "run", "app.py:app", "--host", "127.0.0.1", "--port", str(port)]
+    process = spawn(args, {"TWILIO_AUTH_TOKEN": TOKEN})
+    wait_serving(process, port)
+
+    assert httpx2.get(f"http://127.0.0.1:{port}/", timeout=DEADLINE).text == "plain"
+    assert "no TwilioEvents app mounted in it" in stdout_of(process)
+
+
+def test_a_class_is_not_called_as_a_factory(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(PLAIN_ASGI_APP, encoding="utf-8")
+
+    assert_one_line_error(cli("run", "app.py:App", cwd=tmp_path), "app.py:App is a class")

@@ -10,14 +10,20 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
-from .conftest import DEADLINE, TOKEN, Process, free_port, wait_for
+from twilio_events import TwilioEvents
+
+from .conftest import DEADLINE, TOKEN, LiveServer, Process, free_port, wait_for
 
 SCRIPT = Path(sys.executable).with_name("twilio-events")
 
@@ -347,3 +353,117 @@ def test_help_for_each_kind_has_examples() -> None:
         assert result.returncode == 0
         assert "examples:" in result.stdout and f"twilio-events simulate {kind}" in result.stdout
         assert "TWILIO_AUTH_TOKEN" in result.stdout and "--public-url" in result.stdout
+
+
+# I-Twilio-Idempotency-Token, seen by a plain ASGI app that records every request's headers and form
+
+
+class HeaderRecorder:
+    """An ASGI app that answers every POST with empty TwiML and keeps its headers and parameters."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], dict[str, str]]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
+        }
+        self.requests.append((headers, dict(parse_qsl(body.decode("utf-8")))))
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/xml")]}
+        )
+        await send({"type": "http.response.body", "body": b"<Response/>"})
+
+    def tokens(self) -> list[str | None]:
+        """The I-Twilio-Idempotency-Token of each request, in arrival order (None: no such header)."""
+        return [headers.get("i-twilio-idempotency-token") for headers, _ in self.requests]
+
+    def callbacks(self) -> list[tuple[str, str, str]]:
+        """Each request's CallSid, CallStatus and SequenceNumber: which callback it carried."""
+        return [(form["CallSid"], form["CallStatus"], form["SequenceNumber"]) for _, form in self.requests]
+
+
+@pytest.fixture
+def recorder(serve: Callable[..., LiveServer]) -> tuple[HeaderRecorder, str]:
+    app = HeaderRecorder()
+    return app, serve(app).url("/")
+
+
+def simulate_to(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`twilio-events simulate ARGS --url URL`, which must be answered 2xx throughout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWILIO_")} | {"TWILIO_AUTH_TOKEN": TOKEN}
+    result = subprocess.run(
+        [str(SCRIPT), "simulate", *args, "--url", url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE * 2,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_every_callback_carries_a_fresh_idempotency_token(recorder: tuple[HeaderRecorder, str]) -> None:
+    app, url = recorder
+
+    simulate_to(url, "call", "--lifecycle")
+    simulate_to(url, "call", "--status", "ringing")
+
+    tokens = app.tokens()
+    assert len(tokens) == 5 and None not in tokens
+    assert len(set(tokens)) == 5  # one per request, and none reused by the next run
+    assert all(str(uuid.UUID(str(token))) == token for token in tokens)
+
+
+def test_a_duplicate_repeats_the_token_of_its_first_delivery(recorder: tuple[HeaderRecorder, str]) -> None:
+    app, url = recorder
+
+    result = simulate_to(url, "call", "--lifecycle", "--duplicate", "--out-of-order", "--seed", "5")
+
+    assert result.stdout.count("(repeat)") >= 1
+    token_of: dict[tuple[str, str, str], str | None] = {}
+    for callback, token in zip(app.callbacks(), app.tokens(), strict=True):
+        assert token is not None
+        assert token_of.setdefault(callback, token) == token  # a repeat: the same token
+    assert len(app.requests) > len(token_of) == len(set(token_of.values())) == 4
+
+
+def test_no_idempotency_token_leaves_the_header_out(recorder: tuple[HeaderRecorder, str]) -> None:
+    app, url = recorder
+
+    simulate_to(url, "call", "--lifecycle", "--duplicate", "--no-idempotency-token")
+
+    assert len(app.requests) > 4
+    assert app.tokens() == [None] * len(app.requests)
+
+
+def test_verbose_shows_the_token_sent(recorder: tuple[HeaderRecorder, str]) -> None:
+    app, url = recorder
+
+    result = simulate_to(url, "sms", "--status", "sent", "-v")
+
+    [token] = app.tokens()
+    assert f"I-Twilio-Idempotency-Token: {token}" in result.stdout
+
+
+def test_a_redirect_says_which_url_to_send_to(serve: Callable[..., LiveServer]) -> None:
+    events = TwilioEvents(auth_token=TOKEN)
+    handled: list[str] = []
+    events.call.on_any(lambda event: handled.append(str(event.status)))
+    server = serve(Starlette(routes=[Mount("/twilio", app=events)]))  # served at /twilio/
+
+    result = simulate(None, "call", "--lifecycle", "--url", server.url("/twilio"))
+
+    assert result.returncode == 1
+    assert answered(result) == ["307 Temporary Redirect"] * 4
+    assert handled == []
+    assert f"--url {server.url('/twilio/')}" in result.stdout  # what to change
+    simulate_to(server.url("/twilio/"), "call", "--lifecycle")
+    assert handled == ["initiated", "ringing", "in-progress", "completed"]

@@ -290,7 +290,7 @@ def send_like_curl(args: list[str]) -> httpx.Response:
     for flag, value in itertools.pairwise(args):
         if flag == "-H":
             name, _, header_value = value.partition(":")
-            headers[name] = header_value
+            headers[name] = header_value.strip()  # as curl sends it
     with httpx.Client(timeout=TIMEOUT) as client:
         return client.post(url, data=form_of(args), headers=headers)
 
@@ -345,9 +345,11 @@ def test_make_run_without_a_token_starts_for_local_use(tmp_path: Path) -> None:
         assert "TWILIO_AUTH_TOKEN is not set" in example.output
         assert "twilio-events run examples/call_status.py --no-validate-signature" in example.output
         assert "X-Twilio-Signature validation is OFF" in example.output
+        assert example.output.count("validation is OFF") == 1  # once, loudly
         curl, simulate = try_it(example)
         url = f"http://127.0.0.1:{example.port}/"
-        assert curl[:4] == ["curl", "-X", "POST", url] and "-H" not in curl
+        assert curl[:4] == ["curl", "-X", "POST", url]
+        assert not any(arg.startswith("X-Twilio-Signature") for arg in curl)  # unsigned
         assert "AccountSid" not in form_of(curl)
 
         assert_acknowledged(send_like_curl(curl))
@@ -359,6 +361,28 @@ def test_make_run_without_a_token_starts_for_local_use(tmp_path: Path) -> None:
         result = run_simulate(simulate, {})
         assert result.returncode == 0, result.stdout + result.stderr
         example.wait_for_output(": completed after 42 s\n")
+
+
+def test_make_run_on_a_port_in_use_says_how_to_choose_another() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            MAKE_RUN,
+            cwd=ROOT,
+            env={**_outside_env(), "TWILIO_EVENTS_PORT": str(port)},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT * 2,
+        )
+
+    assert result.returncode != 0, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("twilio-events: error: ")]
+    assert len(errors) == 1, result.stderr
+    # `make run` passes no --port: the variable it reads must be named
+    assert f"port {port} is already in use" in errors[0] and "TWILIO_EVENTS_PORT" in errors[0]
 
 
 @pytest.mark.parametrize("account_sid", [None, ACCOUNT_SID])
@@ -381,8 +405,9 @@ def test_make_run_with_a_token_prints_a_signed_curl_line(tmp_path: Path, account
         if HAVE_CURL:
             assert run_curl(curl) == EMPTY_TWIML
         assert_handled_ringing(example, curl)
-        unsigned = [arg for arg in curl if not arg.startswith(("-H", "X-Twilio-Signature"))]
-        assert len(unsigned) == len(curl) - 2
+        signature = next(i for i, arg in enumerate(curl) if arg.startswith("X-Twilio-Signature:"))
+        unsigned = curl[: signature - 1] + curl[signature + 1 :]  # without -H X-Twilio-Signature:...
+        assert curl[signature - 1] == "-H" and len(unsigned) == len(curl) - 2
         assert send_like_curl(unsigned).status_code == 403
         result = run_simulate(simulate, env)  # the other terminal has the same settings
         assert result.returncode == 0, result.stdout + result.stderr

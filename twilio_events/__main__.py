@@ -1,5 +1,5 @@
 """`python -m twilio_events`: the `twilio-events` command."""
 
-from .cli import main
+from .cli.main import main
 
 raise SystemExit(main())

@@ -1,9 +1,11 @@
-"""Find the `TwilioEvents` app a TARGET names: `module:attr`, `module`, `file.py` or `file.py:attr`."""
+"""Find the app a TARGET names (`module:attr`, `module`, `file.py` or `file.py:attr`): a TwilioEvents app,
+or another ASGI app such as a FastAPI app that mounts one."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 import traceback
@@ -11,22 +13,41 @@ from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
 
-from .app import TwilioEvents
-from .channels import HandlerAlreadyRegistered
-from .config import NO_TOKEN_MESSAGE, ConfigurationError
-from .console import CommandError
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp
+
+from ..app import TwilioEvents
+from ..channels import HandlerAlreadyRegistered
+from ..config import NO_TOKEN_MESSAGE, ConfigurationError
+from .output import CommandError
+from .service import Service, mounted, reachable
 
 
-def load_app(target: str) -> TwilioEvents:
-    """Import `target` and return its app; every failure is a one-line `CommandError`."""
+def load_service(target: str) -> Service:
+    """Import `target` and return what to serve; every failure is a one-line `CommandError`."""
     location, attr = split_target(target)
     module = _import_file(Path(location)) if is_path(location) else _import_module(location)
-    app = _only_app(module, location) if attr is None else _named_app(module, location, attr)
-    try:
-        app.check_configuration()
-    except ConfigurationError as exc:
-        _import_failed(target, exc)
-    return app
+    service = _named_app(module, location, attr) if attr else _found_in(module, location, target)
+    if service.events is not None:
+        try:
+            service.events.check_configuration()
+        except ConfigurationError as exc:
+            _import_failed(target, exc)
+    return service
+
+
+def _found_in(module: ModuleType, location: str, target: str) -> Service:
+    """The module's app that mounts a TwilioEvents app, else its one TwilioEvents app."""
+    outer = _mounting_apps(module)
+    if len(outer) > 1:
+        raise CommandError(
+            f"several apps in {location} mount a TwilioEvents app ({', '.join(outer)}): choose one, "
+            f"e.g. {location}:{next(iter(outer))}"
+        )
+    if outer:
+        name, app = next(iter(outer.items()))
+        return Service.of(app, f"{location}:{name}")
+    return Service.of(_only_app(module, location), target)
 
 
 def split_target(target: str) -> tuple[str, str | None]:
@@ -43,6 +64,7 @@ def is_path(location: str) -> bool:
 
 
 def _import_file(path: Path) -> ModuleType:
+    """Import a .py file as a module, its directory on the path so that it can import its neighbours."""
     if not path.is_file():
         raise CommandError(f"no such file: {path}")
     path = path.resolve()
@@ -64,6 +86,7 @@ def _import_file(path: Path) -> ModuleType:
 
 
 def _import_module(name: str) -> ModuleType:
+    """Import a dotted module name, from the working directory too."""
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)  # console scripts do not put the working directory on the path
@@ -81,6 +104,7 @@ def _import_module(name: str) -> ModuleType:
 
 
 def _import_failed(what: str, exc: BaseException) -> NoReturn:
+    """Turn an exception raised while importing `what` into a one-line CommandError."""
     if isinstance(exc, (KeyboardInterrupt, SystemExit)):
         raise exc
     if isinstance(exc, (ConfigurationError, HandlerAlreadyRegistered)):
@@ -94,6 +118,7 @@ def _import_failed(what: str, exc: BaseException) -> NoReturn:
 
 
 def _apps(module: ModuleType) -> dict[str, TwilioEvents]:
+    """The module's TwilioEvents apps by name, each once."""
     found: dict[str, TwilioEvents] = {}
     for name, value in vars(module).items():
         if isinstance(value, TwilioEvents) and not any(value is app for app in found.values()):
@@ -101,7 +126,31 @@ def _apps(module: ModuleType) -> dict[str, TwilioEvents]:
     return found
 
 
+def _mounting_apps(module: ModuleType) -> dict[str, ASGIApp]:
+    """The module's other apps that mount a TwilioEvents app, by name, outermost only."""
+    found: dict[str, ASGIApp] = {}
+    for name, value in vars(module).items():
+        if _is_app_instance(value) and mounted(value) and all(value is not app for app in found.values()):
+            found[name] = value
+    reach = {name: reachable(app) for name, app in found.items()}
+    return {
+        name: app
+        for name, app in found.items()
+        if not any(id(app) in reach[other] for other in found if other != name)
+    }
+
+
+def _is_app_instance(value: object) -> bool:
+    """True for an object that may be an ASGI app: callable, but no TwilioEvents app, class or function."""
+    return (
+        callable(value)
+        and not isinstance(value, (TwilioEvents, type, ModuleType, BaseRoute))
+        and not inspect.isroutine(value)
+    )
+
+
 def _only_app(module: ModuleType, location: str) -> TwilioEvents:
+    """The module's one TwilioEvents app; none or several is a CommandError."""
     apps = _apps(module)
     if len(apps) == 1:
         return next(iter(apps.values()))
@@ -116,18 +165,22 @@ def _only_app(module: ModuleType, location: str) -> TwilioEvents:
     )
 
 
-def _named_app(module: ModuleType, location: str, attr: str) -> TwilioEvents:
+def _named_app(module: ModuleType, location: str, attr: str) -> Service:
+    """The app at the dotted `attr`: an app, an `async def` ASGI app, or what a factory function returns."""
     value: object = module
     for part in attr.split("."):
         if not hasattr(value, part):
             found = ", ".join(_apps(module)) or "none"
             raise CommandError(f"{location} has no attribute {attr!r} (TwilioEvents apps there: {found})")
         value = getattr(value, part)
-    if not isinstance(value, TwilioEvents) and callable(value):
+    name = f"{location}:{attr}"
+    if (inspect.isfunction(value) or inspect.ismethod(value)) and not inspect.iscoroutinefunction(value):
         try:
             value = value()  # an app factory
         except Exception as exc:
-            _import_failed(f"{location}:{attr}()", exc)
-    if not isinstance(value, TwilioEvents):
-        raise CommandError(f"{location}:{attr} is a {type(value).__name__}, not a TwilioEvents app")
-    return value
+            _import_failed(f"{name}()", exc)
+    if isinstance(value, type):
+        raise CommandError(f"{name} is a class: name the app (an instance), or a function that returns one")
+    if not callable(value):
+        raise CommandError(f"{name} is a {type(value).__name__}, not a TwilioEvents app or another ASGI app")
+    return Service.of(value, name)

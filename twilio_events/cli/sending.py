@@ -1,128 +1,26 @@
-"""Simulated Twilio callbacks: whole lifecycles built from the `testing` factories, signed and sent over HTTP.
-
-The payloads come from `twilio_events.testing`, so the command and users' tests send the same thing.
-"""
+"""Sending simulated callbacks over HTTP, signed as Twilio signs them, and printing what came back."""
 
 from __future__ import annotations
 
 import http.client
-import mimetypes
-import random
 import re
 import socket
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from typing import TextIO
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
-from .console import CommandError, one_line
-from .events import CallStatus, SmsStatus
-from .payloads import Payload, call_payload, inbound_sms_payload, new_sid, sign, sms_payload
+from ..payloads import Payload, sign
+from .callbacks import Delivery
+from .output import CommandError, one_line
 
-Overrides = Mapping[str, str | None]
-
-CALL_LIFECYCLES: dict[str, tuple[CallStatus, ...]] = {
-    "completed": (CallStatus.INITIATED, CallStatus.RINGING, CallStatus.IN_PROGRESS, CallStatus.COMPLETED),
-    "busy": (CallStatus.INITIATED, CallStatus.RINGING, CallStatus.BUSY),
-    "no-answer": (CallStatus.INITIATED, CallStatus.RINGING, CallStatus.NO_ANSWER),
-    "canceled": (CallStatus.INITIATED, CallStatus.RINGING, CallStatus.CANCELED),
-    "failed": (CallStatus.INITIATED, CallStatus.FAILED),
-}
-"""The statuses Twilio reports, in order, for each way a call ends (every progress event subscribed)."""
-
-SMS_LIFECYCLES: dict[str, tuple[SmsStatus, ...]] = {
-    "delivered": (SmsStatus.QUEUED, SmsStatus.SENT, SmsStatus.DELIVERED),
-    "undelivered": (SmsStatus.QUEUED, SmsStatus.SENT, SmsStatus.UNDELIVERED),
-    "failed": (SmsStatus.QUEUED, SmsStatus.FAILED),
-}
-"""The status callbacks of an outgoing message sent through a Messaging Service, for each ending."""
-
-# Seconds after the call is created at which each status is reported: answered after 5 s of ringing, and
-# hung up 42 s later (the factory's CallDuration for a completed call).
-_CALL_SECONDS = {
-    CallStatus.INITIATED: 0,
-    CallStatus.RINGING: 1,
-    CallStatus.IN_PROGRESS: 6,
-    CallStatus.COMPLETED: 48,
-    CallStatus.BUSY: 4,
-    CallStatus.NO_ANSWER: 31,
-    CallStatus.CANCELED: 9,
-    CallStatus.FAILED: 1,
-}
-_SIP_RESPONSE_CODES = {CallStatus.BUSY: "486", CallStatus.FAILED: "404"}
-
-_XML_DECLARATION = re.compile(r"^<\?xml[^>]*\?>\s*")
-
+IDEMPOTENCY_TOKEN_HEADER = "I-Twilio-Idempotency-Token"
+"""The header Twilio sends with each webhook request, the same on its retries of that request."""
 TWILIO_TIMEOUT = 15.0
 """Seconds Twilio waits for a whole response before it gives up on a webhook."""
 
-
-def call_lifecycle(outcome: str = "completed", **overrides: str | None) -> list[Payload]:
-    """A call's status callbacks as Twilio sends them: one CallSid, SequenceNumber 0, 1, ..., and
-    Timestamps that advance, ending in `outcome` (completed, busy, no-answer, canceled or failed)."""
-    start = datetime.now(UTC)
-    shared: dict[str, str | None] = {"CallSid": new_sid("CA"), **overrides}
-    payloads = []
-    for sequence, status in enumerate(CALL_LIFECYCLES[outcome]):
-        step: dict[str, str | None] = {
-            "SequenceNumber": str(sequence),
-            "Timestamp": format_datetime(start + timedelta(seconds=_CALL_SECONDS[status])),
-        }
-        if status in _SIP_RESPONSE_CODES:
-            step["SipResponseCode"] = _SIP_RESPONSE_CODES[status]
-        payloads.append(call_payload(status, **(step | shared)))
-    return payloads
-
-
-def sms_lifecycle(outcome: str = "delivered", **overrides: str | None) -> list[Payload]:
-    """An outgoing message's status callbacks: one MessageSid, queued -> sent -> `outcome` (delivered or
-    undelivered), or queued -> failed; failed and undelivered carry an ErrorCode."""
-    sid = new_sid("SM")
-    shared: dict[str, str | None] = {
-        "MessageSid": sid,
-        "SmsSid": sid,
-        "MessagingServiceSid": new_sid("MG"),
-        **overrides,
-    }
-    return [sms_payload(status, **shared) for status in SMS_LIFECYCLES[outcome]]
-
-
-def inbound_sms(body: str, media_urls: Sequence[str] = (), **overrides: str | None) -> Payload:
-    """An incoming message with `body` and one attachment per URL (content type guessed from the URL)."""
-    media = [(url, mimetypes.guess_type(urlsplit(url).path)[0] or "image/jpeg") for url in media_urls]
-    return inbound_sms_payload(body, media, **overrides)
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One POST of a callback; `repeat` marks a callback that was already delivered once."""
-
-    params: Payload
-    repeat: bool = False
-
-
-def deliveries(
-    payloads: Sequence[Payload], *, rng: random.Random, out_of_order: bool = False, duplicate: bool = False
-) -> list[Delivery]:
-    """`payloads` in an order Twilio may really deliver them: shuffled, and/or with repeats (one or more)."""
-    order = list(payloads)
-    if duplicate and order:
-        repeated = [p for p in order if rng.random() < 0.5] or [rng.choice(order)]
-        for payload in repeated:
-            order.insert(order.index(payload) + 1, payload)
-    if out_of_order and len({id(p) for p in order}) > 1:
-        original = list(order)
-        while order == original:
-            rng.shuffle(order)
-    seen: set[int] = set()
-    result = []
-    for payload in order:
-        result.append(Delivery(payload, repeat=id(payload) in seen))
-        seen.add(id(payload))
-    return result
+_XML_DECLARATION = re.compile(r"^<\?xml[^>]*\?>\s*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +32,8 @@ class Reply:
     content_type: str
     body: str
     seconds: float
+    location: str = ""
+    """Where a redirect points, as the Location header gives it."""
 
     @property
     def ok(self) -> bool:
@@ -155,12 +55,14 @@ def post(
     *,
     auth_token: str,
     public_url: str | None = None,
+    idempotency_token: str | None = None,
     timeout: float = TWILIO_TIMEOUT,
 ) -> Reply:
     """POST `params` form-encoded to `url` with the X-Twilio-Signature Twilio would compute.
 
     With `public_url`, sign for the URL Twilio would have called, and send the X-Forwarded-Proto /
-    X-Forwarded-Host a proxy in front of the service would add.
+    X-Forwarded-Host a proxy in front of the service would add. With `idempotency_token`, send it as
+    Twilio sends its I-Twilio-Idempotency-Token.
     """
     parts = urlsplit(url)
     headers = {
@@ -172,6 +74,8 @@ def post(
         public = urlsplit(public_url)
         headers["X-Forwarded-Proto"] = public.scheme
         headers["X-Forwarded-Host"] = public.netloc
+    if idempotency_token:
+        headers[IDEMPOTENCY_TOKEN_HEADER] = idempotency_token
     connection_type = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     connection = connection_type(parts.netloc, timeout=timeout)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -190,10 +94,12 @@ def post(
         content_type=response.getheader("Content-Type", ""),
         body=body,
         seconds=time.perf_counter() - started,
+        location=response.getheader("Location", ""),
     )
 
 
 def _unreachable(url: str, exc: BaseException, timeout: float) -> str:
+    """Why `url` gave no HTTP answer, and what to do about it."""
     if isinstance(exc, TimeoutError):
         return f"no answer from {url} within {timeout:g} s (Twilio gives up after {TWILIO_TIMEOUT:g} s)"
     if isinstance(exc, ConnectionRefusedError):
@@ -245,9 +151,15 @@ def send_all(
         if index > 1 and delay:
             time.sleep(delay)
         if verbose:
-            for name, value in sorted(delivery.params.items()):
-                print(f"      {name}={value}", file=out)
-        reply = post(url, delivery.params, auth_token=auth_token, public_url=public_url, timeout=timeout)
+            _show_sent(delivery, out)
+        reply = post(
+            url,
+            delivery.params,
+            auth_token=auth_token,
+            public_url=public_url,
+            idempotency_token=delivery.token,
+            timeout=timeout,
+        )
         print(f"[{index}/{len(sends)}] {_describe(delivery)} -> {_summarise(reply, show_reply)}", file=out)
         if show_reply and reply.ok and reply.body:
             print(_indent(reply.body), file=out)
@@ -257,8 +169,22 @@ def send_all(
     if not refused:
         print(f"{len(sends)} callback(s) sent, every one answered 2xx", file=out)
         return 0
+    _explain_refusals(url, refused, len(sends), out)
+    return 1
+
+
+def _show_sent(delivery: Delivery, out: TextIO) -> None:
+    """Print the token and every parameter of one delivery, for --verbose."""
+    if delivery.token:
+        print(f"      {IDEMPOTENCY_TOKEN_HEADER}: {delivery.token}", file=out)
+    for name, value in sorted(delivery.params.items()):
+        print(f"      {name}={value}", file=out)
+
+
+def _explain_refusals(url: str, refused: Sequence[Reply], sent: int, out: TextIO) -> None:
+    """How many callbacks were refused, with which codes, and what to change for a 403 or a redirect."""
     codes = ", ".join(sorted({str(reply.status) for reply in refused}))
-    print(f"{len(refused)} of {len(sends)} callback(s) were not accepted ({codes})", file=out)
+    print(f"{len(refused)} of {sent} callback(s) were not accepted ({codes})", file=out)
     if any(reply.status == 403 for reply in refused):
         print(
             "403: the service refused the signature or account. It must use the same auth token as this "
@@ -267,10 +193,24 @@ def send_all(
             "--trust-forwarded-headers.",
             file=out,
         )
-    return 1
+    redirect = next((reply for reply in refused if 300 <= reply.status < 400 and reply.location), None)
+    if redirect is not None:
+        print(_redirect_hint(url, redirect), file=out)
+
+
+def _redirect_hint(url: str, reply: Reply) -> str:
+    """What to change when the service answers the callbacks with a redirect."""
+    location = urljoin(url, reply.location)
+    why = " (its URL ends with a slash)" if location == url + "/" else ""
+    path = urlsplit(location).path
+    return (
+        f"{reply.status}: the service redirects {url} to {location}{why}, and handles no callback sent to "
+        f"the old URL. Pass --url {location}, and give Twilio the URL with the path {path}."
+    )
 
 
 def _describe(delivery: Delivery) -> str:
+    """One delivery as its line shows it: kind, status, SID and what sets it apart."""
     params = delivery.params
     if "CallStatus" in params:
         text = f"call {params['CallStatus']:<11} {params.get('CallSid', '')}"
@@ -288,6 +228,7 @@ def _describe(delivery: Delivery) -> str:
 
 
 def _summarise(reply: Reply, show_reply: bool) -> str:
+    """An answer in one line: status, time and (unless shown in full) its body."""
     text = f"{reply.status} {reply.reason} in {reply.seconds * 1000:.1f} ms"
     body = _XML_DECLARATION.sub("", reply.body.strip())
     if body and (not reply.ok or not show_reply):
@@ -296,4 +237,5 @@ def _summarise(reply: Reply, show_reply: bool) -> str:
 
 
 def _indent(body: str) -> str:
+    """A reply's body indented under its line."""
     return "\n".join("      " + line for line in body.strip().splitlines())

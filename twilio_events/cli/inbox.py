@@ -1,7 +1,9 @@
-"""`twilio-events inbox`: what a durable store holds, and its dead letters queued again or deleted."""
+"""`twilio-events inbox stats|list|retry|purge`: what a durable store holds, and its dead letters queued
+again or deleted."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import sqlite3
@@ -9,10 +11,11 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
-from .console import CommandError, one_line, table
-from .stores import Store, StoredEvent, StoreUnavailable, open_store
+from ..stores import Store, StoredEvent, StoreUnavailable, open_store
+from .options import FORMATTER, add_command, env
+from .output import CommandError, one_line, table
 
 T = TypeVar("T")
 
@@ -25,6 +28,65 @@ NO_STORE = (
     "which store? pass --store sqlite:///twilio_events.db or --store redis://host:6379/0, the store the "
     f"service uses (or set {STORE_ENV})"
 )
+
+
+def add_parser(commands: Any) -> None:
+    """`inbox` and its actions: `stats`, `list`, `retry` and `purge`."""
+    inbox = add_command(
+        commands,
+        "inbox",
+        "Look into the store of a service with durable delivery: counts, dead letters, and dead "
+        "letters queued again or deleted.",
+        _EXAMPLES,
+    )
+    store_help = (
+        "the service's store: sqlite:///path/to/file.db (relative to the current directory; "
+        "sqlite:////abs/path.db for an absolute path) or redis://host:6379/0 (env TWILIO_EVENTS_STORE)"
+    )
+    inbox.add_argument("--store", metavar="URL", help=store_help)
+    # --store is accepted after the action too; SUPPRESS keeps a value given before it
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument("--store", metavar="URL", default=argparse.SUPPRESS, help=store_help)
+    actions = inbox.add_subparsers(title="actions", metavar="ACTION", required=True, dest="action")
+
+    def action(name: str, help: str) -> argparse.ArgumentParser:
+        """One action, accepting --store too."""
+        parser: argparse.ArgumentParser = actions.add_parser(
+            name,
+            parents=[store],
+            help=help,
+            description=help,
+            epilog=_EXAMPLES,
+            formatter_class=FORMATTER,
+            allow_abbrev=False,
+        )
+        return parser
+
+    action("stats", "How many events are queued (waiting to run or to be retried), running and dead.")
+    listing = action("list", "List the dead letters, oldest first.")
+    listing.add_argument("--dead", action="store_true", help="list the dead letters (required)")
+    listing.add_argument(
+        "--limit", type=int, default=100, metavar="N", help="show at most N dead letters (default 100)"
+    )
+    retry = action("retry", "Queue dead letters again, their attempts reset; the service's workers run them.")
+    retry.add_argument(
+        "id", nargs="?", metavar="ID", help="the dead letter's ID, as `inbox list --dead` shows"
+    )
+    retry.add_argument("--all-dead", action="store_true", help="queue every dead letter again")
+    purge = action("purge", "Delete every dead letter, without asking: --dead is required.")
+    purge.add_argument("--dead", action="store_true", help="delete the dead letters (required)")
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Run the chosen action on the store of --store (or TWILIO_EVENTS_STORE)."""
+    url = args.store or env(STORE_ENV)
+    if args.action == "stats":
+        return stats(url)
+    if args.action == "list":
+        return list_dead(url, args.dead, args.limit)
+    if args.action == "retry":
+        return retry(url, args.id, args.all_dead)
+    return purge(url, args.dead)
 
 
 def connect(url: str | None) -> Store:
@@ -70,6 +132,7 @@ def list_dead(url: str | None, dead: bool, limit: int = DEFAULT_LIMIT, out: Text
     store = connect(url)
 
     async def oldest(store: Store) -> tuple[list[StoredEvent], int]:
+        """The oldest dead letters and how many there are in all."""
         return await store.dead_letters(limit), (await store.stats()).dead
 
     events, total = _run(store, oldest)
@@ -114,6 +177,7 @@ def retry(url: str | None, event_id: str | None, all_dead: bool, out: TextIO = s
         return 0
 
     async def retry_all(store: Store) -> tuple[int, int]:
+        """How many dead letters were queued again, and how many stay dead."""
         return await store.retry_dead(None), (await store.stats()).dead
 
     queued, left = _run(store, retry_all)
@@ -155,6 +219,7 @@ def _run(store: Store, action: Callable[[Store], Awaitable[T]]) -> T:
     """Open the store, run `action` on it and close it; an unreachable store is a CommandError."""
 
     async def main() -> T:
+        """`action` between opening and closing the store."""
         # without recovery: the service may be running, and the events it runs are its own
         await store.open(recover=False)
         try:
@@ -193,8 +258,25 @@ def _check_sqlite_file(path: str) -> None:
 
 
 def _letters(count: int) -> str:
+    """ "1 dead letter", "2 dead letters"."""
     return f"{count} dead letter{'' if count == 1 else 's'}"
 
 
 def _time(timestamp: float) -> str:
+    """A Unix time as UTC date and time to the second."""
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+_EXAMPLES = """\
+examples:
+  twilio-events inbox --store sqlite:///twilio_events.db stats
+  twilio-events inbox --store redis://localhost:6379/0 list --dead --limit 20
+  export TWILIO_EVENTS_STORE=sqlite:///twilio_events.db
+  twilio-events inbox retry 42                            queue dead letter 42 again
+  twilio-events inbox retry --all-dead
+  twilio-events inbox purge --dead                        delete every dead letter (no confirmation)
+
+Use the store URL the service uses (TwilioEvents(store=...)); TwilioEvents(delivery="durable") without a
+store keeps its events in sqlite:///twilio_events.db. Exit code 1, with one line saying why, when the
+store cannot be reached or has no such dead letter.
+"""

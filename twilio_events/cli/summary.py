@@ -1,81 +1,39 @@
-"""The `run` command: listeners from the options, a start-up summary, and serving (with optional reload)."""
+"""The start-up summary of `twilio-events run`: where the app listens, the URL to give Twilio, which
+handler runs for which status, and a ready test callback."""
 
 from __future__ import annotations
 
-import dataclasses
-import errno
 import os
 import shlex
 import shutil
-import socket
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .app import TwilioEvents
-from .channels import ANY, Channel
-from .console import CommandError, table
-from .listener import Listener
+from .. import __version__
+from ..app import TwilioEvents
+from ..channels import ANY, Channel
+from ..listener import Listener
+from .output import table
+from .service import Service
 
-DEFAULT_LISTENER_NAME = "twilioListener"
-
-
-def listeners_from_options(
-    defaults: Sequence[Listener], ports: Sequence[int], names: Sequence[str], host: str | None
-) -> list[Listener]:
-    """The app's listeners, replaced by one per `--port` (named in order), on `--host` if given."""
-    if len(set(ports)) != len(ports):
-        raise CommandError(f"a port is given twice: {', '.join(map(str, ports))}")
-    if ports:
-        if len(names) > len(ports):
-            raise CommandError(f"{len(names)} listener names for {len(ports)} ports")
-        base = names[0] if names else DEFAULT_LISTENER_NAME
-        listeners = [
-            Listener(port=port, name=names[i] if i < len(names) else base if i == 0 else f"{base}-{port}")
-            for i, port in enumerate(ports)
-        ]
-    else:
-        if len(names) > len(defaults):
-            raise CommandError(f"{len(names)} listener names for {len(defaults)} listener(s): add --port")
-        listeners = [
-            dataclasses.replace(listener, name=names[i]) if i < len(names) else listener
-            for i, listener in enumerate(defaults)
-        ]
-    if host is not None:
-        listeners = [dataclasses.replace(listener, host=host) for listener in listeners]
-    return listeners
+FRESH_TOKEN_HEADER = "-H \"I-Twilio-Idempotency-Token: $(od -An -N16 -tx1 /dev/urandom | tr -d ' \\n')\""
+"""A curl option sending a new token, 32 hex digits from /dev/urandom, each time a POSIX shell runs it."""
 
 
-def check_ports_free(listeners: Sequence[Listener]) -> None:
-    """Fail with one line, before anything starts, when a listener's port is taken."""
-    for listener in listeners:
-        try:
-            addresses = socket.getaddrinfo(
-                listener.host or None, listener.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-            )
-        except socket.gaierror as exc:
-            raise CommandError(f"cannot listen on host {listener.host!r}: {exc.strerror}") from None
-        for family, kind, proto, _, address in addresses:
-            with socket.socket(family, kind, proto) as probe:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-                try:
-                    probe.bind(address)
-                except OSError as exc:
-                    if exc.errno == errno.EADDRINUSE:
-                        raise CommandError(
-                            f"port {listener.port} is already in use on {listener.host} "
-                            f"(listener {listener.name}): stop what holds it, or choose another with --port"
-                        ) from None
-                    raise CommandError(
-                        f"cannot listen on {listener.host}:{listener.port} (listener {listener.name}): "
-                        f"{exc.strerror}"
-                    ) from None
-
-
-def summary(app: TwilioEvents, target: str) -> str:
+def summary(service: Service) -> str:
     """What is served where, the URL to give Twilio, and which handler runs for which status."""
+    app = service.events
+    if app is None:
+        rows = [[listener.name, listener.url("/")] for listener in service.listeners]
+        return "\n".join(
+            [
+                f"twilio-events {__version__}: serving {service.target}, "
+                "an ASGI app with no TwilioEvents app mounted in it",
+                "",
+                table(["LISTENER", "LOCAL URL"], rows),
+            ]
+        )
     if not app.validate_signature:
         checks = "X-Twilio-Signature NOT validated (local development only)"
     elif app.public_url:
@@ -84,9 +42,12 @@ def summary(app: TwilioEvents, target: str) -> str:
         checks = "X-Twilio-Signature validated for the URL in Forwarded / X-Forwarded-* headers"
     else:
         checks = "X-Twilio-Signature validated for the URL each request was sent to"
-    rows = [[listener.name, listener.url(app.path), _twilio_url(app, listener)] for listener in app.listeners]
+    rows = [
+        [listener.name, listener.url(service.path), _twilio_url(service, listener)]
+        for listener in service.listeners
+    ]
     lines = [
-        f"twilio-events {__version__}: serving {target}; {checks}",
+        f"twilio-events {__version__}: serving {service.target}; {checks}",
         "",
         table(["LISTENER", "LOCAL URL", "URL FOR TWILIO (method POST)"], rows),
         "",
@@ -98,19 +59,20 @@ def summary(app: TwilioEvents, target: str) -> str:
         "",
         table(["CHANNEL", "STATUS", "HANDLER"], _handler_rows(app.call) + _handler_rows(app.sms)),
         "",
-        *try_it(app),
+        *try_it(service),
     ]
     return "\n".join(lines)
 
 
-def try_it(app: TwilioEvents) -> list[str]:
+def try_it(service: Service) -> list[str]:
     """How to send the first listener a test callback that reaches a handler: a ready `curl` line
     (signed when the app checks signatures) and the `twilio-events simulate` command for more."""
-    from .payloads import CALLEE, CALLER, new_sid, sign
+    from ..payloads import CALLEE, CALLER, new_sid, sign
 
-    if not app.listeners:
+    app = service.events
+    if app is None or not service.listeners:
         return []
-    url = app.listeners[0].url(app.path)
+    url = service.listeners[0].url(service.path)
     params, simulate, what = _sample_callback(app)
     params = {**({"AccountSid": app.account_sid} if app.account_sid else {}), **params}
     params |= {"From": CALLER, "To": CALLEE}
@@ -125,7 +87,7 @@ def try_it(app: TwilioEvents) -> list[str]:
         simulate += ["--account-sid", app.account_sid]
     if app.validate_signature and app.auth_token:
         # Signed for the URL the app checks: the public URL when it has one, else the local one.
-        signed_for = app.public_url.rstrip("/") + app.path if app.public_url else url
+        signed_for = app.public_url.rstrip("/") + service.path if app.public_url else url
         curl += ["-H", f"X-Twilio-Signature:{sign(signed_for, params, app.auth_token)}"]
         note = (
             "The curl line is signed with this service's auth token; `simulate` signs with "
@@ -135,9 +97,11 @@ def try_it(app: TwilioEvents) -> list[str]:
         note = "Signatures are not checked, so neither needs the auth token."
     return [
         f"Try it, from another terminal: {what}:",
-        f"  {shlex.join(curl)}",
+        f"  {shlex.join(curl)} {FRESH_TOKEN_HEADER}",
         f"  {shlex.join(simulate)}",
         note,
+        "Each run of the curl line sends a new I-Twilio-Idempotency-Token, so the service takes it for a "
+        "new callback, not a retry.",
     ]
 
 
@@ -177,13 +141,15 @@ def _command() -> str:
     return "twilio-events"
 
 
-def _twilio_url(app: TwilioEvents, listener: Listener) -> str:
-    if app.public_url:
-        return app.public_url.rstrip("/") + app.path
+def _twilio_url(service: Service, listener: Listener) -> str:
+    """The URL to give Twilio for this listener, or how to get one."""
+    if service.events is not None and service.events.public_url:
+        return service.events.public_url.rstrip("/") + service.path
     return f"(not reachable by Twilio: expose port {listener.port}, e.g. `ngrok http {listener.port}`)"
 
 
 def _handler_rows(channel: Channel[Any, Any]) -> list[list[str]]:
+    """One row per status with a handler, in lifecycle order, the catch-all last."""
     handlers = channel.handlers
     if not handlers:
         return [[channel.name, "(none)", "every callback is acknowledged with 200, no handler runs"]]
@@ -193,26 +159,3 @@ def _handler_rows(channel: Channel[Any, Any]) -> list[list[str]]:
     if ANY in handlers:
         rows.append([channel.name, "(any other)", f"{handlers[ANY].name}()"])
     return rows
-
-
-def serve_with_reload(child_args: Sequence[str], watch: Path, reload_env: str) -> int:
-    """Run `twilio-events <child_args>` in a child process, restarting it when a .py file under `watch`
-    changes; every listener of the app is restarted together."""
-    import watchfiles  # a dependency of uvicorn[standard]
-
-    os.environ[reload_env] = "false"  # the child serves; only this process watches
-    command = shlex.join([sys.executable, "-m", "twilio_events", *child_args])
-
-    def restarting(changes: set[tuple[watchfiles.Change, str]]) -> None:
-        changed = sorted({os.path.relpath(path) for _, path in changes})
-        print(f"twilio-events: {', '.join(changed)} changed: restarting", file=sys.stderr, flush=True)
-
-    print(f"twilio-events: reloading on changes to .py files under {watch}", file=sys.stderr, flush=True)
-    watchfiles.run_process(
-        watch,
-        target=command,
-        target_type="command",
-        watch_filter=watchfiles.PythonFilter(),
-        callback=restarting,
-    )
-    return 0

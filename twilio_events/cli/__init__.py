@@ -1,0 +1,1 @@
+"""The `twilio-events` command: one module per sub-command, plus the app loader and terminal output."""

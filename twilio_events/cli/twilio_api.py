@@ -1,0 +1,102 @@
+"""Twilio's REST API as `configure` uses it: a client (optionally sent to another base URL), finding and
+updating a phone number, and Twilio's errors as one line."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.http_client import TwilioHttpClient
+
+from ..rest import REQUEST_TIMEOUT, RebasedHttpClient
+from .output import CommandError, one_line
+
+if TYPE_CHECKING:
+    from twilio.rest import Client
+
+_E164 = re.compile(r"^\+[1-9]\d{5,14}$")
+
+
+def client(account_sid: str | None, auth_token: str | None, api_base_url: str | None = None) -> Client:
+    """A REST client with these credentials, talking to `api_base_url` when given."""
+    if not account_sid or not auth_token:
+        raise CommandError(
+            "configure needs the account's credentials: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
+            "(Twilio Console > Account > API keys & tokens) or pass --account-sid and --auth-token"
+        )
+    from twilio.rest import Client
+
+    http_client = (
+        RebasedHttpClient(api_base_url) if api_base_url else TwilioHttpClient(timeout=REQUEST_TIMEOUT)
+    )
+    return Client(account_sid, auth_token, http_client=http_client)
+
+
+def update_number(
+    rest: Client, number: str, wanted: dict[str, str], *, dry_run: bool
+) -> tuple[Any, Any, dict[str, str]]:
+    """The number before, after, and the fields that change (none are changed with `dry_run`)."""
+    try:
+        before = _find_number(rest, number)
+        changing = {name: value for name, value in wanted.items() if getattr(before, name) != value}
+        after = before if dry_run or not changing else before.update(**changing)
+    except TwilioException as exc:
+        raise CommandError(_twilio_error(exc)) from None
+    except OSError as exc:  # requests' connection errors are OSErrors
+        raise CommandError(f"cannot reach the Twilio API: {one_line(str(exc))}") from None
+    return before, after, changing
+
+
+def _find_number(rest: Client, number: str) -> Any:
+    """The IncomingPhoneNumber with this PN... SID or E.164 number in the client's account."""
+    if number.startswith("PN"):
+        return rest.incoming_phone_numbers(number).fetch()
+    if not _E164.match(number):
+        raise CommandError(
+            f"--number must be in E.164 form such as +15551234567 (or a PN... SID), got {number!r}"
+        )
+    matches = [
+        n for n in rest.incoming_phone_numbers.list(phone_number=number, limit=20) if n.phone_number == number
+    ]
+    if not matches:
+        raise CommandError(
+            f"{number} is not a phone number of account {rest.account_sid}: check --number and the account "
+            "(Console > Phone Numbers > Active numbers)"
+        )
+    return matches[0]
+
+
+def _twilio_error(exc: TwilioException) -> str:
+    """Twilio's refusal in one line: HTTP status, error code and message, and what to check."""
+    if isinstance(exc, TwilioRestException):
+        message = str(exc.msg)
+        if (
+            message.startswith("Unable to") and ": " in message
+        ):  # the SDK's prefix, e.g. "Unable to fetch record"
+            message = message.split(": ", 1)[1]
+        status, code = exc.status, exc.code
+    elif isinstance(exc, TwilioServiceException):
+        status, code, message = exc.status, exc.code, exc.detail or exc.title
+    elif len(exc.args) == 2 and hasattr(exc.args[1], "status_code"):  # a list page: (message, response)
+        status, code, message = _error_body(exc.args[1].status_code, str(exc.args[1].text))
+    else:
+        return f"the Twilio API call failed: {one_line(str(exc))}"
+    text = f"Twilio refused the request (HTTP {status}, error {code}): {one_line(str(message))}"
+    if status == 401:
+        text += "; check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
+    elif status == 404:
+        text += "; check --number and TWILIO_ACCOUNT_SID"
+    if code and code != status:
+        text += f" (https://www.twilio.com/docs/errors/{code})"
+    return text
+
+
+def _error_body(status: int, text: str) -> tuple[int, object, str]:
+    """Twilio's JSON error document: (status, code, message)."""
+    try:
+        body = json.loads(text)
+        return status, body.get("code", status), str(body.get("message") or body.get("detail") or text)
+    except (ValueError, AttributeError):
+        return status, status, text
