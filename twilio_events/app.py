@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -29,6 +30,7 @@ from .delivery import DeliverySettings, Dispatcher, RetryPolicy
 from .http.endpoint import Endpoint
 from .http.responses import refuse
 from .listener import Listener
+from .reconcile import Reconciler, Recovery, watchlist_for
 from .rest import REQUEST_TIMEOUT, check_account_sid, rest_client
 from .security import RefusalLog, RequestVerifier, SharedKey, load_credentials
 from .security.credentials import AuthTokens
@@ -75,6 +77,8 @@ class TwilioEvents:
         shutdown_grace: float = 30.0,
         api_base_url: str | None = None,
         rest_timeout: float = REQUEST_TIMEOUT,
+        reconcile_after: float | timedelta | None = None,
+        dedupe_by_status: bool = False,
     ) -> None:
         """Configure the app.
 
@@ -108,6 +112,10 @@ class TwilioEvents:
         workers / visibility_timeout / shutdown_grace: durable workers, how long a dead worker's event
             stays held, and how long running handlers may finish at shut-down (seconds).
         dedupe_window: how long a handled callback's duplicates are recognised.
+        reconcile_after: when set, a call or message whose last handled status is not final this long
+            is checked on the REST API, and a later status Twilio reports is delivered (`recovered`).
+        dedupe_by_status: handle each status of a call or message once, whichever way it arrives
+            (callback, Event Streams, REST API), instead of once per callback.
         api_base_url / rest_timeout: where `app.client` sends REST calls (default Twilio's API, or
             TWILIO_EVENTS_API_BASE_URL) and how long each may take (seconds).
         """
@@ -160,8 +168,21 @@ class TwilioEvents:
             workers=workers,
             visibility_timeout=visibility_timeout,
             shutdown_grace=shutdown_grace,
+            status_keys="all" if dedupe_by_status else "final" if reconcile_after is not None else None,
         )
-        self._dispatcher = Dispatcher(self.channels, self.store, settings)
+        self.reconcile_after = _seconds(reconcile_after)
+        reconciler = (
+            Reconciler(
+                watchlist_for(self.store),
+                self.store,
+                lambda: self.client,
+                after=self.reconcile_after,
+                max_age=float(window),
+            )
+            if self.reconcile_after is not None
+            else None
+        )
+        self._dispatcher = Dispatcher(self.channels, self.store, settings, reconciler)
         self._started = False
         self._start_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._client: Client | None = None
@@ -294,6 +315,24 @@ class TwilioEvents:
             self._started = False
             await self._dispatcher.stop()
 
+    async def reconcile(self, *, since: float | None = None, dry_run: bool = False) -> list[Recovery]:
+        """One reconciliation pass now, over the calls and messages last seen within `since` seconds (every
+        one due, by default); `dry_run` only reports what Twilio says. Works with the app started or not."""
+        reconciler = self._dispatcher.reconciler
+        if reconciler is None:
+            raise ConfigurationError("reconciliation is off: set TwilioEvents(reconcile_after=...)")
+        now = time.time()
+        bounds: dict[str, float] = {"seen_before": now, "seen_after": now - since} if since else {}
+        deliver = None if dry_run else self._dispatcher.deliver_recovered
+        if self._started:
+            return await reconciler.run_pass(deliver, **bounds)
+        await self.store.open(recover=False)
+        try:
+            return await reconciler.run_pass(deliver, **bounds)
+        finally:
+            await reconciler.watchlist.close()
+            await self.store.close()
+
     def _lock(self) -> asyncio.Lock:
         """The start/stop lock of the running loop (an app may start again in a new loop, as tests do)."""
         loop = asyncio.get_running_loop()
@@ -359,6 +398,10 @@ class TwilioEvents:
         """Where callbacks are received, with the mount point when this app is mounted in another."""
         prefix = self._mounted_at.rstrip("/")
         return prefix + self.path if prefix else self.path
+
+
+def _seconds(value: float | timedelta | None) -> float | None:
+    return value.total_seconds() if isinstance(value, timedelta) else value
 
 
 def _below(path: str, subpath: str | None) -> str | None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .. import __version__
-from . import configure, inbox, run, simulate
+from . import configure, inbox, reconcile, run, simulate
 from .options import FORMATTER
 from .output import CommandError
 
@@ -23,7 +23,13 @@ class Command(Protocol):
         """Run the sub-command; return its exit code, or raise CommandError."""
 
 
-COMMANDS: dict[str, Command] = {"run": run, "simulate": simulate, "configure": configure, "inbox": inbox}
+COMMANDS: dict[str, Command] = {
+    "run": run,
+    "simulate": simulate,
+    "configure": configure,
+    "inbox": inbox,
+    "reconcile": reconcile,
+}
 """Each sub-command's module, in the order `--help` lists them."""
 
 
@@ -68,6 +74,7 @@ examples:
   twilio-events simulate call --lifecycle                 send it a whole call, signed like Twilio
   twilio-events configure --number +15551234567 --url https://abc.ngrok.app/
   twilio-events inbox --store sqlite:///twilio_events.db stats
+  twilio-events reconcile app.py --since 1h --dry-run     what Twilio's callbacks missed
 
 Run `twilio-events COMMAND --help` for each command's options and environment variables.
 """

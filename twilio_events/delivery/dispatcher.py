@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 from starlette.responses import Response
 
 from ..channels import Channel, Handler
 from ..events import Params
-from ..kinds import Recognised
-from ..stores.base import Store
+from ..kinds import Recognised, RequestKind
+from ..reconcile import CALL_DONE, MESSAGE_DONE, Reconciler
+from ..stores.base import Store, StoreUnavailable
 from .durable import DurableDelivery
 from .health import health_response
 from .inline import InlineDelivery
@@ -21,13 +23,21 @@ class Dispatcher:
     """Delivers each recognised callback: inline, or durably when it is asynchronous and durable is on."""
 
     def __init__(
-        self, channels: dict[str, Channel[Any, Any]], store: Store, settings: DeliverySettings
+        self,
+        channels: dict[str, Channel[Any, Any]],
+        store: Store,
+        settings: DeliverySettings,
+        reconciler: Reconciler | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
+        self.channels = channels
+        self.reconciler = reconciler
         self._runner = HandlerRunner(store, settings)
         self._inline = InlineDelivery(self._runner)
         self._durable = DurableDelivery(self._runner, channels) if settings.durable else None
+        if reconciler is not None:
+            self._runner.observer = reconciler.observe
 
     @property
     def error_handler(self) -> Handler | None:
@@ -43,9 +53,13 @@ class Dispatcher:
         await self.store.open()
         if self._durable is not None:
             self._durable.start()
+        if self.reconciler is not None:
+            self.reconciler.start(self.deliver_recovered)
 
     async def stop(self) -> None:
         """Let running handlers finish within the grace period, then close the store."""
+        if self.reconciler is not None:
+            await self.reconciler.stop()
         if self._durable is not None:
             await self._durable.stop(self.settings.shutdown_grace)
         await self.store.close()
@@ -54,6 +68,7 @@ class Dispatcher:
         self, channel: Channel[Any, Any], callback: Recognised, params: Params, listener: str
     ) -> Response:
         """Queue an asynchronous callback in durable mode; run everything else now, answering its result."""
+        callback = self._keyed(callback)
         if self._durable is not None and callback.key is not None:
             return await self._durable.accept(channel, callback, params, listener)
         return await self._inline.deliver(channel, callback, params, listener)
@@ -63,14 +78,50 @@ class Dispatcher:
     ) -> Response:
         """An Event Streams batch: 200 once every event is committed (durable, all at once so that the
         store groups them into one commit) or has run (inline, in order); else the first failure's answer."""
+        keyed = [(c, self._keyed(cb), p) for c, cb, p in items]
         if self._durable is not None:
             durable = self._durable
-            answers = await asyncio.gather(*(durable.accept(c, cb, p, listener) for c, cb, p in items))
+            answers = await asyncio.gather(*(durable.accept(c, cb, p, listener) for c, cb, p in keyed))
         else:
-            answers = [await self._inline.deliver(c, cb, p, listener) for c, cb, p in items]
+            answers = [await self._inline.deliver(c, cb, p, listener) for c, cb, p in keyed]
         failed = next((answer for answer in answers if answer.status_code >= 300), None)
         return failed or Response(status_code=200)
 
+    async def deliver_recovered(self, callback: Recognised, params: Params) -> str:
+        """A status recovered from the REST API, keyed by SID and status so that the real callback,
+        arriving late, runs nothing: "delivered", "duplicate" (that status was handled) or "failed"."""
+        callback = dataclasses.replace(callback, key=status_key(callback))
+        assert callback.key is not None
+        try:
+            if await self.store.is_handled(callback.key):
+                return "duplicate"
+        except StoreUnavailable:
+            return "failed"
+        response = await self.deliver(self.channels[callback.channel], callback, params, "reconcile")
+        return "delivered" if response.status_code < 300 else "failed"
+
     async def health(self) -> Response:
         """The health endpoint's answer."""
-        return await health_response(self.store, durable=self.settings.durable)
+        reconcile = None
+        if self.reconciler is not None:
+            reconcile = (self.reconciler.watchlist.count(), self.reconciler.recovered)
+        return await health_response(self.store, durable=self.settings.durable, reconcile=reconcile)
+
+    def _keyed(self, callback: Recognised) -> Recognised:
+        """The callback under its status key when `status_keys` asks for one, else unchanged."""
+        mode = self.settings.status_keys
+        if mode is None or callback.kind not in _STATUS_KINDS:
+            return callback
+        if mode == "final" and callback.status not in _DONE[callback.channel]:
+            return callback
+        return dataclasses.replace(callback, key=status_key(callback))
+
+
+_STATUS_KINDS = frozenset({RequestKind.CALL_STATUS, RequestKind.MESSAGE_STATUS})
+_DONE = {"call": CALL_DONE, "sms": MESSAGE_DONE}
+
+
+def status_key(callback: Recognised) -> str:
+    """The key one status of one call or message has, whichever way it arrives (callback, Event Streams,
+    the REST API)."""
+    return f"status:{callback.channel}:{callback.sid}:{callback.status}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
@@ -12,12 +13,18 @@ from ..stores.base import Store, StoreUnavailable
 logger = logging.getLogger("twilio_events")
 
 
-async def health_response(store: Store, *, durable: bool) -> Response:
-    """200 with the queue's depth and dead letters, or 503 when the store does not answer."""
+async def health_response(
+    store: Store, *, durable: bool, reconcile: tuple[Awaitable[int], int] | None = None
+) -> Response:
+    """200 with the queue's depth and dead letters (and, with reconciliation, how many calls and messages
+    wait for a final status and how many were recovered), or 503 when the store does not answer."""
     body: dict[str, Any] = {"status": "ok", "delivery": "durable" if durable else "inline"}
     try:
         await store.ping()
         stats = await store.stats()
+        if reconcile is not None:
+            waiting, recovered = reconcile
+            body["reconcile"] = {"waiting": await waiting, "recovered": recovered}
     except StoreUnavailable as exc:
         logger.error("health check: the store is unavailable: %s", exc)  # details stay in the log
         body.update(status="unavailable", store="unavailable")

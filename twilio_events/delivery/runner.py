@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,9 @@ class DeliverySettings:
     workers: int
     visibility_timeout: float
     shutdown_grace: float
+    status_keys: str | None = None
+    """Key call and message statuses by SID and status: "final" ones only (reconciliation), "all" of them
+    (dedupe_by_status), or None (each callback by its own key)."""
 
 
 class HandlerFailed(Exception):
@@ -49,6 +53,8 @@ class HandlerRunner:
         self.store = store
         self.settings = settings
         self.error_handler: Handler | None = None
+        self.observer: Callable[[Recognised, Params], Awaitable[None]] | None = None
+        """Told of every status handled (reconciliation watches calls and messages with it)."""
         self._sid_locks = SidLocks()
 
     async def run(
@@ -141,6 +147,8 @@ class HandlerRunner:
             logger.info("[%s] %s %s %s -> %s()", listener, channel.name, callback.label, sid, handler.name)
         if sid and mark is not None:
             await self.store.advance_status(sid, mark, self.settings.dedupe_window)
+        if self.observer is not None and callback.is_status:
+            await self.observer(callback, params)
         return response
 
 

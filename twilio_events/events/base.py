@@ -162,6 +162,10 @@ class _Event:
     """The CloudEvent's type (`com.twilio.messaging.message.delivered`, ...) when streamed."""
     cloudevent_time: datetime | None = param("CloudEventTime", _iso8601)
     """When Twilio says the streamed event happened."""
+    recovered: bool = dataclasses.field(
+        default=False, metadata={"param": "RecoveredFrom", "convert": lambda value: True}
+    )
+    """True for a status Twilio's callbacks never delivered, recovered from the REST API (reconciliation)."""
 
     _specs: ClassVar[dict[str, _Spec]] = {}
 
