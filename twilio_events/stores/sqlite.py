@@ -11,12 +11,12 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-from .base import StatusMark, StoredEvent, StoreStats, StoreUnavailable
+from .base import LeaseLost, StatusMark, StoredEvent, StoreStats, StoreUnavailable
 
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], T]
@@ -34,7 +34,8 @@ SCHEMA = (
         held_by TEXT,
         held_until REAL,
         dead_at REAL,
-        received_at REAL NOT NULL
+        received_at REAL NOT NULL,
+        lease INTEGER NOT NULL DEFAULT 0
     )""",
     # One live event per key; a dead letter does not hold its key, so the callback may be accepted again.
     "CREATE UNIQUE INDEX IF NOT EXISTS events_live_key ON events (key) WHERE state != 'dead'",
@@ -50,7 +51,10 @@ SCHEMA = (
     ) WITHOUT ROWID""",
 )
 
-COLUMNS = "id, key, channel, params, received_at, attempts, last_error"
+COLUMNS = "id, key, channel, params, received_at, attempts, last_error, held_by, lease"
+NOT_HELD = "held_by = NULL, held_until = NULL"
+HELD = "id = ? AND state = 'running' AND held_by = ? AND lease = ?"
+"""The condition of an update by the event's holder: the claim it got the event by still holds it."""
 
 PURGE_EVERY = 60.0
 """Seconds between purges of expired handled keys and status marks."""
@@ -59,8 +63,11 @@ PURGE_EVERY = 60.0
 class SqliteStore:
     """Events, handled keys and status marks in one SQLite file, committed with fsync before returning.
 
-    For one process at a time: `open()` makes every `running` event ready again, taking it for the work of
-    a process that died. Two processes sharing the file would run each other's events twice.
+    A claim holds an event under a lease (`held_by`, `held_until`, and `lease`, a number that each claim
+    increases); its holder extends the lease while the handler runs, and only a claim that still holds
+    the event can finish it. Several processes on one machine may share the file: an event whose lease
+    ran out is taken over by any claim, and `open()` takes back at once only what is held under the
+    opening process's own consumer identity (left there by a process of that identity that died).
     """
 
     durable = True
@@ -78,14 +85,14 @@ class SqliteStore:
     def __repr__(self) -> str:
         return f"SqliteStore({self.path!r})"
 
-    async def open(self, *, recover: bool = True) -> None:
+    async def open(self, *, recover: bool = True, consumer: str | None = None) -> None:
         if self._writer is not None:
             return
         self._jobs = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write, args=(self._jobs,), name=repr(self), daemon=True)
         self._writer.start()
         try:
-            await self._run(functools.partial(_prepare, recover=recover))
+            await self._run(functools.partial(_prepare, consumer=consumer if recover else None))
         except BaseException:
             await self.close()
             raise
@@ -109,17 +116,24 @@ class SqliteStore:
         encoded = json.dumps(params, ensure_ascii=False, separators=(",", ":"))
         return await self._run(partial(_enqueue, key=key, channel=channel, params=encoded))
 
-    async def claim(self, consumer: str, limit: int, visibility_timeout: float) -> list[StoredEvent]:
-        return await self._run(partial(_claim, consumer=consumer, limit=limit, hold=visibility_timeout))
+    async def claim(self, consumer: str, limit: int, lease: float) -> list[StoredEvent]:
+        return await self._run(partial(_claim, consumer=consumer, limit=limit, lease=lease))
 
-    async def complete(self, event: StoredEvent, window: float) -> None:
-        await self._run(partial(_complete, event_id=event.id, key=event.key, window=window))
+    async def extend_leases(self, consumer: str, events: Sequence[StoredEvent], lease: float) -> list[str]:
+        held = [(event.id, event.lease) for event in events if event.holder == consumer]
+        lost = [event.id for event in events if event.holder != consumer]
+        return lost + await self._run(partial(_extend_leases, consumer=consumer, held=held, lease=lease))
+
+    async def complete(
+        self, event: StoredEvent, window: float, status: tuple[str, StatusMark] | None = None
+    ) -> None:
+        await self._run(partial(_complete, event=event, window=window, status=status))
 
     async def retry_later(self, event: StoredEvent, error: str, delay: float) -> None:
-        await self._run(partial(_retry_later, event_id=event.id, error=error, delay=delay))
+        await self._run(partial(_retry_later, event=event, error=error, delay=delay))
 
     async def dead_letter(self, event: StoredEvent, error: str) -> None:
-        await self._run(partial(_dead_letter, event_id=event.id, error=error))
+        await self._run(partial(_dead_letter, event=event, error=error))
 
     async def dead_letters(self, limit: int = 100) -> list[StoredEvent]:
         return await self._run(partial(_dead_letters, limit=limit))
@@ -246,12 +260,16 @@ def _settle(future: asyncio.Future[Any], result: object, error: BaseException | 
         future.set_result(result)
 
 
-def _prepare(conn: sqlite3.Connection, recover: bool) -> None:
+def _prepare(conn: sqlite3.Connection, consumer: str | None) -> None:
     for statement in SCHEMA:
         conn.execute(statement)
-    if recover:  # one process at a time: whatever is marked running was left by a process that died
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    if "lease" not in columns:  # a file made before leases had their number
+        conn.execute("ALTER TABLE events ADD COLUMN lease INTEGER NOT NULL DEFAULT 0")
+    if consumer is not None:  # no live process shares our identity: what it holds, a dead one left
         conn.execute(
-            "UPDATE events SET state = 'pending', held_by = NULL, held_until = NULL WHERE state = 'running'"
+            f"UPDATE events SET state = 'pending', {NOT_HELD} WHERE state = 'running' AND held_by = ?",
+            (consumer,),
         )
 
 
@@ -282,41 +300,70 @@ def _enqueue(conn: sqlite3.Connection, key: str, channel: str, params: str) -> b
     return inserted.rowcount == 1
 
 
-def _claim(conn: sqlite3.Connection, consumer: str, limit: int, hold: float) -> list[StoredEvent]:
+def _claim(conn: sqlite3.Connection, consumer: str, limit: int, lease: float) -> list[StoredEvent]:
     now = time.time()
-    conn.execute(
-        "UPDATE events SET state = 'pending', held_by = NULL, held_until = NULL"
-        " WHERE state = 'running' AND held_until < ?",
+    conn.execute(  # leases that ran out: their holders stopped extending them (dead or stuck)
+        f"UPDATE events SET state = 'pending', {NOT_HELD} WHERE state = 'running' AND held_until < ?",
         (now,),
     )
     rows = conn.execute(
-        "UPDATE events SET state = 'running', held_by = ?, held_until = ? WHERE id IN"
+        "UPDATE events SET state = 'running', held_by = ?, held_until = ?, lease = lease + 1 WHERE id IN"
         " (SELECT id FROM events WHERE state = 'pending' AND ready_at <= ? ORDER BY id LIMIT ?)"
         f" RETURNING {COLUMNS}",
-        (consumer, now + hold, now, max(limit, 0)),
+        (consumer, now + lease, now, max(limit, 0)),
     ).fetchall()
     return [_event(row) for row in sorted(rows)]
 
 
-def _complete(conn: sqlite3.Connection, event_id: str, key: str, window: float) -> None:
-    conn.execute("DELETE FROM events WHERE id = ?", (event_id,))
-    _mark_handled(conn, key, window)
+def _extend_leases(
+    conn: sqlite3.Connection, consumer: str, held: list[tuple[str, int]], lease: float
+) -> list[str]:
+    until = time.time() + lease
+    lost = []
+    for event_id, number in held:
+        extended = conn.execute(
+            f"UPDATE events SET held_until = ? WHERE {HELD}", (until, event_id, consumer, number)
+        )
+        if extended.rowcount == 0:
+            lost.append(event_id)
+    return lost
 
 
-def _retry_later(conn: sqlite3.Connection, event_id: str, error: str, delay: float) -> None:
-    conn.execute(
+def _complete(
+    conn: sqlite3.Connection, event: StoredEvent, window: float, status: tuple[str, StatusMark] | None
+) -> None:
+    _check_held(conn.execute(f"DELETE FROM events WHERE {HELD}", _holding(event)), event)
+    _mark_handled(conn, event.key, window)
+    if status is not None:
+        _advance_status(conn, *status, window)
+
+
+def _retry_later(conn: sqlite3.Connection, event: StoredEvent, error: str, delay: float) -> None:
+    changed = conn.execute(
         "UPDATE events SET state = 'pending', attempts = attempts + 1, last_error = ?, ready_at = ?,"
-        " held_by = NULL, held_until = NULL WHERE id = ? AND state != 'dead'",
-        (error, time.time() + delay, event_id),
+        f" {NOT_HELD} WHERE {HELD}",
+        (error, time.time() + delay, *_holding(event)),
     )
+    _check_held(changed, event)
 
 
-def _dead_letter(conn: sqlite3.Connection, event_id: str, error: str) -> None:
-    conn.execute(
-        "UPDATE events SET state = 'dead', attempts = attempts + 1, last_error = ?, dead_at = ?,"
-        " held_by = NULL, held_until = NULL WHERE id = ? AND state != 'dead'",
-        (error, time.time(), event_id),
+def _dead_letter(conn: sqlite3.Connection, event: StoredEvent, error: str) -> None:
+    changed = conn.execute(
+        f"UPDATE events SET state = 'dead', attempts = attempts + 1, last_error = ?, dead_at = ?, {NOT_HELD}"
+        f" WHERE {HELD}",
+        (error, time.time(), *_holding(event)),
     )
+    _check_held(changed, event)
+
+
+def _holding(event: StoredEvent) -> tuple[str, str | None, int]:
+    """The parameters of HELD for `event` as its claim returned it."""
+    return event.id, event.holder, event.lease
+
+
+def _check_held(changed: sqlite3.Cursor, event: StoredEvent) -> None:
+    if changed.rowcount == 0:  # raised inside the job: its savepoint is rolled back, nothing recorded
+        raise LeaseLost(f"event {event.id} ({event.key}) is no longer held by {event.holder}")
 
 
 def _dead_letters(conn: sqlite3.Connection, limit: int) -> list[StoredEvent]:
@@ -378,6 +425,6 @@ def _advance_status(conn: sqlite3.Connection, sid: str, mark: StatusMark, window
 
 
 def _event(row: tuple[Any, ...]) -> StoredEvent:
-    event_id, key, channel, params, received_at, attempts, last_error = row
+    event_id, key, channel, params, received_at, attempts, last_error, holder, lease = row
     pairs = [(name, value) for name, value in json.loads(params)]
-    return StoredEvent(str(event_id), key, channel, pairs, received_at, attempts, last_error)
+    return StoredEvent(str(event_id), key, channel, pairs, received_at, attempts, last_error, holder, lease)
