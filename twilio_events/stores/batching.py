@@ -32,7 +32,8 @@ class Batcher(Generic[Item, Result]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Result] = loop.create_future()
         self._waiting.append((item, future))
-        if self._sender is None:
+        if self._sender is None or self._sender.done() or self._sender.get_loop() is not loop:
+            # none running (or one left behind by an event loop that is gone): start one on this loop
             self._sender = loop.create_task(self._send_all())
         return await future
 
@@ -51,7 +52,7 @@ class Batcher(Generic[Item, Result]):
                     self._waiting.clear()
                     raise
                 for (_, future), result in zip(batch, results, strict=True):
-                    if future.done():  # its caller gave up waiting
+                    if future.done() or future.get_loop().is_closed():  # its caller is gone
                         continue
                     if isinstance(result, Exception):
                         future.set_exception(result)
