@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -147,6 +148,8 @@ class AppProcess:
             "DURABLE_APP_LOG": str(self.log),
             "DURABLE_APP_AUTH_TOKEN": TOKEN,
             "DURABLE_APP_PUBLIC_URL": PUBLIC_URL,
+            # a consumer name of its own: started again, it takes back what it held whatever else runs here
+            "DURABLE_APP_CONSUMER": f"{name}-{uuid.uuid4().hex[:8]}",
             **env,
         }
         self.popen: subprocess.Popen[bytes] | None = None

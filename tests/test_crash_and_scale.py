@@ -17,11 +17,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx2
 import pytest
 
-from twilio_events.payloads import call_payload
+from twilio_events.payloads import call_payload, sign
 
-from .conftest import wait_for
+from .conftest import DEADLINE, FORM, TOKEN, Process, encode_form, free_port, wait_for
 from .delivery_support import (
     AppProcess,
     app_processes,
@@ -121,7 +122,7 @@ def test_two_instances_on_one_redis_lose_nothing_when_one_is_killed(
         env = {
             "DURABLE_APP_STORE": server.url,
             "DURABLE_APP_WORKERS": str(workers),
-            "DURABLE_APP_VISIBILITY_TIMEOUT": "2",
+            "DURABLE_APP_LEASE": "2",
             "DURABLE_APP_FSYNC": "0",
         }
         doomed = app_process(env, name="doomed").start()
@@ -159,7 +160,7 @@ def test_two_instances_on_one_redis_lose_nothing_when_one_is_killed(
         def all_done() -> bool:
             return set(counts(read_records(doomed.log, survivor.log), "done")) >= set(keys)
 
-        # the survivor takes back what the dead instance held once the visibility timeout has passed
+        # the survivor takes over what the dead instance held once its leases have run out
         wait_for(all_done, "every acknowledged callback to be handled", WAIT)
         wait_for(
             lambda: survivor.health()["queued"] + survivor.health()["running"] == 0,
@@ -210,3 +211,100 @@ def test_ten_thousand_callbacks_at_64_connections_are_all_handled(
     assert set(dones) == keys
     assert all(n == 1 for n in dones.values())
     assert service.health()["dead_letters"] == 0
+
+
+SLOW_APP = """
+import asyncio, os
+from twilio_events import TwilioEvents
+
+app = TwilioEvents(delivery="durable", store=os.environ["SLOW_APP_STORE"], lease=1.0)
+
+
+@app.call.on_ringing
+async def ringing(event):
+    print("start", event.call_sid, os.getpid(), flush=True)
+    await asyncio.sleep(4)  # four leases long: only the heartbeat keeps it held
+    print("done", event.call_sid, os.getpid(), flush=True)
+"""
+
+
+def run_slow_app(directory: Path, store: str, port: int) -> Process:
+    """`twilio-events run app.py --port PORT` in `directory`, serving SLOW_APP on `store`."""
+    directory.mkdir()
+    (directory / "app.py").write_text(SLOW_APP, encoding="utf-8")
+    env = {"TWILIO_AUTH_TOKEN": TOKEN, "SLOW_APP_STORE": store}
+    args = ["-m", "twilio_events", "run", "app.py", "--host", "127.0.0.1", "--port", str(port)]
+    return Process(args, directory, env)
+
+
+def served(process: Process, port: int) -> bool:
+    if process.popen.poll() is not None:
+        pytest.fail(f"`twilio-events run` exited ({process.popen.returncode}):\n{process.stderr}")
+    try:
+        return httpx2.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+    except httpx2.TransportError:
+        return False
+
+
+def test_a_second_process_on_one_sqlite_file_does_not_run_what_the_first_is_running(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'events.db'}"
+    first_port, second_port = free_port(), free_port()
+    first = run_slow_app(tmp_path / "first", store, first_port)
+    second: Process | None = None
+    try:
+        wait_for(lambda: served(first, first_port), "the first process to serve")
+        url = f"http://127.0.0.1:{first_port}/"
+        payload = call_payload("ringing")
+        answer = httpx2.post(
+            url,
+            content=encode_form(payload),
+            headers={"Content-Type": FORM, "X-Twilio-Signature": sign(url, payload, TOKEN)},
+            timeout=DEADLINE,
+        )
+        assert answer.status_code == 200
+        wait_for(lambda: len(runs(first)) == 1, "the first process to start the handler")
+
+        # the second starts (its start-up recovery runs) while the first is mid-way through the handler
+        second = run_slow_app(tmp_path / "second", store, second_port)
+        wait_for(lambda: served(second, second_port), "the second process to serve")
+        wait_for(lambda: len(runs(first)) == 2, "the first process to finish the handler")
+        health = httpx2.get(f"http://127.0.0.1:{second_port}/health", timeout=DEADLINE).json()
+        assert (health["queued"], health["running"]) == (0, 0)  # completed: nobody can run it now
+        sid = payload["CallSid"]
+        pid = first.popen.pid
+        assert runs(first) == [f"start {sid} {pid}", f"done {sid} {pid}"]  # once, in the first process
+        assert runs(second) == []
+    finally:
+        first.kill()
+        if second is not None:
+            second.kill()
+
+
+def runs(process: Process) -> list[str]:
+    """The handler's "start SID PID" and "done SID PID" lines in the process's output."""
+    lines = process.stdout_path.read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line.startswith(("start CA", "done CA"))]
+
+
+def test_a_killed_redis_instance_restarted_with_its_identity_runs_its_events_again_at_once(
+    tmp_path: Path, app_process: Callable[..., AppProcess]
+) -> None:
+    with redis_server(tmp_path / "redis") as server:
+        # the default lease (30 s): taking the event back sooner than that is the restart's doing
+        env = {"DURABLE_APP_STORE": server.url, "DURABLE_APP_CONSUMER": "instance"}
+        doomed = app_process(env, name="doomed").start()
+        twin = app_process(env, name="twin").start()  # the same name, alive: it must take nothing
+        payload = call_payload("ringing", Block="1")
+        key = key_of(payload["CallSid"])
+        assert send_all([signed_request(payload)], [doomed.port], concurrency=1) == [200]
+        wait_for(lambda: counts(doomed.records(), "start")[key] == 1, "the handler to start")
+        doomed.kill()
+        doomed.log.with_name(doomed.log.name + ".gate").touch()
+        twin.log.with_name(twin.log.name + ".gate").touch()
+        doomed.start()  # the same consumer name: it takes its slot, and what the slot held, back
+        wait_for(lambda: counts(doomed.records(), "done")[key] == 1, "the restart to run it again", 10.0)
+        wait_for(lambda: doomed.health()["running"] == 0, "the restart to complete it")
+        records = read_records(doomed.log, twin.log)
+        starts = [record.pid for record in records if record.key == key and record.what == "start"]
+        assert starts[0] != doomed.pid and starts[1:] == [doomed.pid]  # killed, then run by the restart
+        assert counts(twin.records(), "start") == Counter()

@@ -9,11 +9,13 @@ its own for SIGTERM), with real SQLite files and a real redis-server the test st
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -600,3 +602,48 @@ def test_a_durable_app_started_again_in_a_new_event_loop_still_runs_its_handlers
     asyncio.run(one_life("CA2"))
 
     assert handled == ["CA1", "CA2"]
+
+
+def test_a_worker_that_lost_its_lease_drops_its_outcome_and_leaves_the_event_to_its_new_holder(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = TwilioEvents(auth_token=TOKEN, delivery="durable", store=sqlite_url(tmp_path), lease=0.3)
+    started = threading.Event()
+    taken: list[str] = []
+
+    @app.call.on_completed
+    async def completed(event: CallEvent) -> None:
+        started.set()
+        time.sleep(2.0)  # a stuck handler: it blocks the event loop, and with it the heartbeat
+
+    async def take_over() -> list[str]:
+        """Another process: it claims the event once the stuck one's lease has run out."""
+        started.wait(DEADLINE)
+        other = SqliteStore(tmp_path / "events.db")
+        await other.open(recover=False)
+        try:
+            for _ in range(200):
+                if claimed := await other.claim("elsewhere", 1, 60.0):
+                    return [event.key for event in claimed]
+                await asyncio.sleep(0.05)
+            return []
+        finally:
+            await other.close()
+
+    async def life() -> None:
+        thief = threading.Thread(target=lambda: taken.extend(asyncio.run(take_over())))
+        thief.start()
+        async with app.lifespan():
+            await app.store.enqueue("k1", "call", [("CallSid", "CA1"), ("CallStatus", "completed")], 60.0)
+            await asyncio.to_thread(thief.join, DEADLINE)
+            for _ in range(300):
+                if "outcome of k1 dropped" in caplog.text:
+                    break
+                await asyncio.sleep(0.01)
+
+    with caplog.at_level(logging.WARNING, logger="twilio_events"):
+        asyncio.run(life())
+    assert taken == ["k1"]
+    assert "outcome of k1 dropped" in caplog.text
+    stats, dead = store_contents(tmp_path / "events.db")
+    assert (stats.queued, stats.running, dead) == (0, 1, [])  # still the other holder's, not handled

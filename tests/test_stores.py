@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 import redis
 
 from twilio_events.stores import (
+    LeaseLost,
     MemoryStore,
     StatusMark,
     Store,
@@ -34,7 +36,7 @@ pytestmark = pytest.mark.anyio
 
 WINDOW = 3600.0
 SHORT = 0.2
-"""A visibility timeout, delay or window the tests wait out."""
+"""A lease, delay or window the tests wait out."""
 
 PARAMS = [("CallSid", "CA1"), ("CallStatus", "ringing"), ("Tag", "a"), ("Tag", "b"), ("To", "Zoë")]
 
@@ -178,16 +180,83 @@ async def test_concurrent_claims_never_take_one_event_twice(store: Store) -> Non
     assert len({e.id for e in claimed}) == len(keys)
 
 
-async def test_an_event_held_past_the_visibility_timeout_goes_to_another_consumer(store: Store) -> None:
+async def test_an_event_whose_lease_ran_out_is_taken_over_and_its_old_holder_cannot_finish_it(
+    store: Store,
+) -> None:
     await add(store, "k1")
     held = await claim_one(store, "first", SHORT)
+    assert held.holder == "first"
     assert await store.claim("second", 1, SHORT) == []
     await asyncio.sleep(SHORT * 1.5)
-    taken = await claim_one(store, "second", SHORT)
-    assert (taken.id, taken.key, taken.attempts) == (held.id, "k1", 0)
+    taken = await claim_one(store, "second", WINDOW)
+    assert (taken.id, taken.key, taken.attempts, taken.holder) == (held.id, "k1", 0, "second")
+    assert taken.lease != held.lease
     assert await store.claim("first", 1, SHORT) == []
+    assert await store.extend_leases("first", [held], WINDOW) == [held.id]
+    for finish in (
+        store.complete(held, WINDOW),
+        store.retry_later(held, "boom", 0),
+        store.dead_letter(held, "fatal"),
+    ):
+        with pytest.raises(LeaseLost):
+            await finish
+    assert await counts(store) == (0, 1, 0)  # nothing the old holder did was recorded
+    assert not await store.is_handled("k1")
     await store.complete(taken, WINDOW)
     assert await counts(store) == (0, 0, 0)
+    assert await store.is_handled("k1")
+
+
+async def test_extending_the_lease_keeps_an_event_held_past_its_first_lease(store: Store) -> None:
+    lease = 3 * SHORT  # room for a busy machine's pauses between two extensions
+    await add(store, "k1", "k2")
+    held = await store.claim("worker", 2, lease)
+    for _ in range(8):  # twice the first lease, extended every quarter of it
+        await asyncio.sleep(lease / 4)
+        assert await store.extend_leases("worker", held, lease) == []
+        assert await store.claim("other", 10, lease) == []
+    assert await counts(store) == (0, 2, 0)
+    for event in held:
+        await store.complete(event, WINDOW)
+    assert await store.extend_leases("worker", held, lease) == [e.id for e in held]  # finished: not held
+    assert await store.extend_leases("worker", [], SHORT) == []
+
+
+async def test_only_the_claim_that_holds_an_event_can_finish_it(store: Store) -> None:
+    await add(store, "k1")
+    event = await claim_one(store, "worker")
+    ringing = ("CA1", StatusMark("ringing", (1, 0), final=False))
+    impostors = [replace(event, holder="other"), replace(event, lease=event.lease + 1)]
+    for impostor in impostors:
+        with pytest.raises(LeaseLost):
+            await store.complete(impostor, WINDOW, ringing)
+        with pytest.raises(LeaseLost):
+            await store.retry_later(impostor, "boom", 0)
+        with pytest.raises(LeaseLost):
+            await store.dead_letter(impostor, "fatal")
+        assert await store.extend_leases(impostor.holder or "", [impostor], WINDOW) == [event.id]
+    assert await counts(store) == (0, 1, 0)
+    assert not await store.is_handled("k1")
+    assert await store.last_status("CA1") is None
+    await store.complete(event, WINDOW, ringing)  # the holder's completion records its status with it
+    assert await store.is_handled("k1")
+    assert await store.last_status("CA1") == ringing[1]
+    with pytest.raises(LeaseLost):  # and only once
+        await store.complete(event, WINDOW)
+
+
+async def test_concurrent_completions_each_get_their_own_outcome(store: Store) -> None:
+    keys = [f"k{i}" for i in range(20)]
+    await add(store, *keys)
+    events = await store.claim("worker", 20, WINDOW)
+    finishing = [
+        store.complete(event if i % 2 else replace(event, lease=event.lease + 1), WINDOW)
+        for i, event in enumerate(events)
+    ]
+    outcomes = await asyncio.gather(*finishing, return_exceptions=True)
+    assert [type(o).__name__ for o in outcomes] == ["LeaseLost", "NoneType"] * 10
+    assert [await store.is_handled(e.key) for e in events] == [False, True] * 10
+    assert await counts(store) == (0, 10, 0)
 
 
 # retries and dead letters
@@ -326,7 +395,7 @@ async def test_events_outlive_the_store_and_running_ones_become_ready_again(
     await first.dead_letter(await claim_one(first, "gone"), "fatal")
     await first.advance_status("CA1", StatusMark("ringing", (1, 0), final=False), WINDOW)
     await first.close()
-    await asyncio.sleep(SHORT * 1.5)  # a RedisStore lets the visibility timeout pass instead
+    await asyncio.sleep(SHORT * 1.5)  # the lease of the event "gone" held runs out
     second = make_durable_store()
     await second.open()
     try:
@@ -335,6 +404,30 @@ async def test_events_outlive_the_store_and_running_ones_become_ready_again(
         assert await second.last_status("CA1") == StatusMark("ringing", (1, 0), final=False)
     finally:
         await second.close()
+
+
+async def test_recovery_on_open_takes_back_only_its_own_and_expired_events(make_store: Factory) -> None:
+    first = make_store()
+    await first.open()
+    await add(first, "own", "other", "expired", "waiting")
+    await claim_one(first, "me", WINDOW)
+    await claim_one(first, "someone-else", WINDOW)
+    await claim_one(first, "gone", SHORT)
+    await first.close()
+    await asyncio.sleep(SHORT * 1.5)
+    inspector = make_store()
+    await inspector.open(recover=False, consumer="me")  # takes back nothing
+    assert await counts(inspector) == (1, 3, 0)
+    await inspector.close()
+    restarted = make_store()
+    await restarted.open(consumer="me")  # this process's identity: what it holds, a dead process left
+    try:
+        assert await counts(restarted) == (2, 2, 0)  # "own" is ready again; "expired" is, to any claim
+        claimed = await restarted.claim("me", 10, WINDOW)
+        assert sorted(e.key for e in claimed) == ["expired", "own", "waiting"]
+        assert await counts(restarted) == (0, 4, 0)  # "other" stays with its live holder
+    finally:
+        await restarted.close()
 
 
 async def test_a_closed_store_is_unavailable(make_durable_store: Factory) -> None:
@@ -490,21 +583,45 @@ async def test_redis_instances_share_the_work(redis_server: RedisServer) -> None
         await two.close()
 
 
-async def test_redis_forgets_idle_consumers_that_hold_nothing(redis_server: RedisServer) -> None:
+async def test_redis_sends_concurrent_enqueues_and_completions_together(redis_server: RedisServer) -> None:
+    store = RedisStore(redis_server.url, prefix=f"test-{uuid.uuid4().hex}")
+    await store.open()
+
+    def script_calls() -> int:
+        with redis.Redis(port=redis_server.port) as client:
+            stats = client.info("commandstats")
+        return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("evalsha", "eval"))
+
+    try:
+        before = script_calls()
+        added = await asyncio.gather(*(store.enqueue(f"k{i}", "call", PARAMS, WINDOW) for i in range(64)))
+        assert added == [True] * 64
+        assert 1 <= script_calls() - before <= 8
+        events = await store.claim("worker", 64, WINDOW)
+        before = script_calls()
+        await asyncio.gather(*(store.complete(event, WINDOW) for event in events))
+        assert 1 <= script_calls() - before <= 8
+        assert await counts(store) == (0, 0, 0)
+    finally:
+        await store.close()
+
+
+async def test_redis_moves_the_events_of_the_stream_layout_into_this_one(redis_server: RedisServer) -> None:
     prefix = f"test-{uuid.uuid4().hex}"
+    with redis.Redis(port=redis_server.port, decode_responses=True) as client:
+        event = '{"key":"k%d","channel":"call","params":[],"received_at":1.0,"attempts":0,"last_error":null}'
+        client.xgroup_create(f"{prefix}:stream", "workers", id="0", mkstream=True)
+        for i in (1, 2):
+            client.xadd(f"{prefix}:stream", {"id": str(i), "event": event % i})
+        client.xreadgroup("workers", "gone", {f"{prefix}:stream": ">"}, count=1)  # held by a dead process
+        client.hset(f"{prefix}:delayed:events", "3", event % 3)
+        client.zadd(f"{prefix}:delayed", {"3": 0})
     store = RedisStore(redis_server.url, prefix=prefix)
     await store.open()
-    await add(store, "k0", "k1")
-    await store.complete(await claim_one(store, "idle"), WINDOW)
-    await claim_one(store, "busy")
-    await store.close()
-    await asyncio.sleep(SHORT)
-    store = RedisStore(redis_server.url, prefix=prefix, forget_consumers_after=SHORT / 2)
-    await store.open()
-    await store.close()
-    with redis.Redis(port=redis_server.port, decode_responses=True) as client:
-        consumers = client.xinfo_consumers(f"{prefix}:stream", "workers")
-    assert [c["name"] for c in consumers] == ["busy"]
+    try:
+        assert sorted(e.key for e in await store.claim("worker", 10, WINDOW)) == ["k1", "k2", "k3"]
+    finally:
+        await store.close()
 
 
 async def test_redis_is_unavailable_when_nothing_listens() -> None:

@@ -73,12 +73,14 @@ class TwilioEvents:
         retry_delay: float = 1.0,
         workers: int = 64,
         dedupe_window: float | timedelta = timedelta(hours=24),
-        visibility_timeout: float = 300.0,
+        lease: float = 30.0,
+        consumer: str | None = None,
         shutdown_grace: float = 30.0,
         api_base_url: str | None = None,
         rest_timeout: float = REQUEST_TIMEOUT,
         reconcile_after: float | timedelta | None = None,
         dedupe_by_status: bool = False,
+        visibility_timeout: float | None = None,
     ) -> None:
         """Configure the app.
 
@@ -109,8 +111,14 @@ class TwilioEvents:
             `sqlite:///twilio_events.db` for durable.
         ordering: "monotonic" skips callbacks whose status comes before one already handled for the SID.
         max_attempts / retry_delay: durable retries; the n-th waits about retry_delay * 2**(n-1) s (jittered).
-        workers / visibility_timeout / shutdown_grace: durable workers, how long a dead worker's event
-            stays held, and how long running handlers may finish at shut-down (seconds).
+        workers / shutdown_grace: durable handlers run at once, and how long running handlers may finish
+            at shut-down (seconds).
+        lease: seconds a durable event stays held by a process that stops extending it (a dead one);
+            a live process extends the leases of what it runs every lease / 3 s.
+        consumer: the name this process holds events under (default: the host name), made unique on this
+            machine with a slot number (`NAME:1`, `NAME:2`, ...); a restarted process takes back at once
+            the events its slot still held.
+        visibility_timeout: the former name of `lease`.
         dedupe_window: how long a handled callback's duplicates are recognised.
         reconcile_after: when set, a call or message whose last handled status is not final this long
             is checked on the REST API, and a later status Twilio reports is delivered (`recovered`).
@@ -166,9 +174,10 @@ class TwilioEvents:
             dedupe_window=float(window),
             retry=RetryPolicy(max_attempts=max_attempts, base_delay=retry_delay),
             workers=workers,
-            visibility_timeout=visibility_timeout,
+            lease=lease if visibility_timeout is None else visibility_timeout,
             shutdown_grace=shutdown_grace,
             status_keys="all" if dedupe_by_status else "final" if reconcile_after is not None else None,
+            consumer=consumer,
         )
         self.reconcile_after = _seconds(reconcile_after)
         reconciler = (

@@ -6,8 +6,9 @@ Configured by environment variables:
     DURABLE_APP_LOG          the file every handler run is recorded in (required)
     DURABLE_APP_STORE        the store URL (default sqlite:///events.db in the working directory)
     DURABLE_APP_GATE         the file a blocking event waits for (default: DURABLE_APP_LOG + ".gate")
-    DURABLE_APP_WORKERS, DURABLE_APP_MAX_ATTEMPTS, DURABLE_APP_VISIBILITY_TIMEOUT,
+    DURABLE_APP_WORKERS, DURABLE_APP_MAX_ATTEMPTS, DURABLE_APP_LEASE,
     DURABLE_APP_SHUTDOWN_GRACE   as TwilioEvents' parameters (default: TwilioEvents' defaults)
+    DURABLE_APP_CONSUMER     TwilioEvents' `consumer` (default: the host name)
     DURABLE_APP_FSYNC        1 (default): fsync the record after each line; 0: flush only
     DURABLE_APP_PUBLIC_URL   the URL signatures are validated for (default: the URL of each request)
     DURABLE_APP_AUTH_TOKEN   default test-auth-token
@@ -33,7 +34,7 @@ FSYNC = os.environ.get("DURABLE_APP_FSYNC", "1") == "1"
 PID = os.getpid()
 
 
-NUMBERS = {"workers": int, "max_attempts": int, "visibility_timeout": float, "shutdown_grace": float}
+NUMBERS = {"workers": int, "max_attempts": int, "lease": float, "shutdown_grace": float}
 """TwilioEvents' numeric parameters, set from DURABLE_APP_<NAME> when given (else its defaults)."""
 numbers = {
     name: convert(os.environ[f"DURABLE_APP_{name.upper()}"])
@@ -47,6 +48,7 @@ app = TwilioEvents(
     delivery="durable",
     store=os.environ.get("DURABLE_APP_STORE") or "sqlite:///events.db",
     listeners=[Listener(PORT, "durable", host="127.0.0.1")],
+    consumer=os.environ.get("DURABLE_APP_CONSUMER") or None,
     **numbers,
 )
 

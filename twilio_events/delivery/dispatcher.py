@@ -13,6 +13,7 @@ from ..events import Params
 from ..kinds import Recognised, RequestKind
 from ..reconcile import CALL_DONE, MESSAGE_DONE, Reconciler
 from ..stores.base import Store, StoreUnavailable
+from ..stores.identity import ConsumerIdentity
 from .durable import DurableDelivery
 from .health import health_response
 from .inline import InlineDelivery
@@ -36,6 +37,7 @@ class Dispatcher:
         self._runner = HandlerRunner(store, settings)
         self._inline = InlineDelivery(self._runner)
         self._durable = DurableDelivery(self._runner, channels) if settings.durable else None
+        self._identity: ConsumerIdentity | None = None
         if reconciler is not None:
             self._runner.observer = reconciler.observe
 
@@ -49,10 +51,20 @@ class Dispatcher:
         self._runner.error_handler = handler
 
     async def start(self) -> None:
-        """Open the store (recovering unfinished events) and start the workers."""
-        await self.store.open()
-        if self._durable is not None:
-            self._durable.start()
+        """Open the store and start the workers (and the reconciliation passes); in durable mode, take
+        this process's consumer identity first, and with it what an earlier process of that identity left
+        held."""
+        if self._durable is None:
+            await self.store.open()
+        else:
+            identity = ConsumerIdentity.acquire(self.settings.consumer)
+            try:
+                await self.store.open(consumer=identity.name)
+            except BaseException:
+                identity.release()
+                raise
+            self._identity = identity
+            self._durable.start(identity.name)
         if self.reconciler is not None:
             self.reconciler.start(self.deliver_recovered)
 
@@ -63,6 +75,9 @@ class Dispatcher:
         if self._durable is not None:
             await self._durable.stop(self.settings.shutdown_grace)
         await self.store.close()
+        if self._identity is not None:
+            self._identity.release()
+            self._identity = None
 
     async def deliver(
         self, channel: Channel[Any, Any], callback: Recognised, params: Params, listener: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from typing import Any
 
@@ -12,7 +13,7 @@ from ..channels import Channel
 from ..events import Params
 from ..http.responses import acknowledge
 from ..kinds import Recognised, recognise
-from ..stores.base import StoredEvent, StoreUnavailable
+from ..stores.base import LeaseLost, StatusMark, StoredEvent, StoreUnavailable
 from .inline import store_down
 from .runner import HandlerFailed, HandlerRunner
 from .workers import WorkerPool
@@ -28,16 +29,12 @@ class DurableDelivery:
         self._channels = channels
         settings = runner.settings
         self._workers = WorkerPool(
-            runner.store,
-            self.run_stored,
-            workers=settings.workers,
-            consumer=f"worker-{id(self):x}",
-            visibility_timeout=settings.visibility_timeout,
+            runner.store, self.run_stored, workers=settings.workers, lease=settings.lease
         )
 
-    def start(self) -> None:
-        """Start the workers on the running loop."""
-        self._workers.start()
+    def start(self, consumer: str) -> None:
+        """Start the workers on the running loop, holding events as `consumer`."""
+        self._workers.start(consumer)
 
     async def stop(self, grace: float) -> None:
         """Stop taking events; running handlers get `grace` seconds to finish."""
@@ -62,29 +59,36 @@ class DurableDelivery:
         return acknowledge()
 
     async def run_stored(self, stored: StoredEvent) -> None:
-        """A worker's job: run one stored event, then complete, retry or dead-letter it."""
+        """A worker's job: run one stored event, then complete (with its status mark), retry or
+        dead-letter it."""
         runner = self._runner
         try:
             try:
                 channel = self._channels[stored.channel]
                 params = Params.from_pairs(stored.params)
                 callback = dataclasses.replace(recognise(params), key=stored.key)
-                await runner.run(channel, callback, params, "worker", reply=False)
+                complete = functools.partial(self._complete, stored)
+                await runner.run(channel, callback, params, "worker", reply=False, finish=complete)
             except HandlerFailed as failure:
                 await runner.report(failure, channel, "worker")
                 await self._retry_or_bury(stored, failure.error)
                 return
-            except StoreUnavailable:
+            except (StoreUnavailable, LeaseLost):
                 raise
             except Exception as exc:  # not the handler's: still retried, then dead-lettered, never stuck
                 logger.error("%s could not be dispatched", stored.key, exc_info=exc)
                 await self._retry_or_bury(stored, exc)
                 return
-            await runner.store.complete(stored, runner.settings.dedupe_window)
+        except LeaseLost as exc:
+            logger.warning("outcome of %s dropped (the event runs under its new holder): %s", stored.key, exc)
         except StoreUnavailable as exc:
             logger.error("store unavailable while finishing %s (it runs again later): %s", stored.key, exc)
         except Exception as exc:  # the store refused this one event: it stays held and runs again later
             logger.error("could not record the outcome of %s (it runs again later)", stored.key, exc_info=exc)
+
+    async def _complete(self, stored: StoredEvent, status: tuple[str, StatusMark] | None) -> None:
+        """Complete the event and record its status mark in one store call."""
+        await self._runner.store.complete(stored, self._runner.settings.dedupe_window, status)
 
     async def _retry_or_bury(self, stored: StoredEvent, error: Exception) -> None:
         settings = self._runner.settings

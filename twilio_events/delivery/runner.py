@@ -13,11 +13,14 @@ from ..channels import WEBHOOK_DECORATORS, Channel, Handler
 from ..events import Event, Params
 from ..http.responses import acknowledge, handler_response, refuse
 from ..kinds import Recognised
-from ..stores.base import Store
+from ..stores.base import StatusMark, Store
 from .ordering import LIFECYCLES, SidLocks, is_regression, status_mark
 from .retry import RetryPolicy
 
 logger = logging.getLogger("twilio_events")
+
+Finish = Callable[[tuple[str, StatusMark] | None], Awaitable[None]]
+"""What is done once a callback was dispatched, with its (sid, status mark) to record, if any."""
 
 
 @dataclass(slots=True)
@@ -29,11 +32,12 @@ class DeliverySettings:
     dedupe_window: float
     retry: RetryPolicy
     workers: int
-    visibility_timeout: float
+    lease: float
     shutdown_grace: float
     status_keys: str | None = None
     """Key call and message statuses by SID and status: "final" ones only (reconciliation), "all" of them
     (dedupe_by_status), or None (each callback by its own key)."""
+    consumer: str | None = None
 
 
 class HandlerFailed(Exception):
@@ -58,16 +62,27 @@ class HandlerRunner:
         self._sid_locks = SidLocks()
 
     async def run(
-        self, channel: Channel[Any, Any], callback: Recognised, params: Params, listener: str, *, reply: bool
+        self,
+        channel: Channel[Any, Any],
+        callback: Recognised,
+        params: Params,
+        listener: str,
+        *,
+        reply: bool,
+        finish: Finish | None = None,
     ) -> Response:
         """Ordering check, event, handler, status mark: the response to send when `reply`.
+
+        `finish`, when given, is awaited once the callback was dispatched (or skipped as out of order),
+        with the status mark to record, instead of recording it here: a worker completes the event and
+        records the mark in one store call. Within the SID's lock when ordering is monotonic.
 
         Raises HandlerFailed when the handler raises, or (with `reply`) returns what is not a response.
         """
         if self.settings.ordering == "monotonic" and callback.sid and callback.is_status:
             async with self._sid_locks.hold(callback.sid):
-                return await self._check_and_run(channel, callback, params, listener, reply=reply)
-        return await self._check_and_run(channel, callback, params, listener, reply=reply)
+                return await self._check_and_run(channel, callback, params, listener, reply, finish)
+        return await self._check_and_run(channel, callback, params, listener, reply, finish)
 
     async def report(self, failure: HandlerFailed, channel: Channel[Any, Any], listener: str) -> Any:
         """Log the failure with its traceback and SID, and give it to the error hook; the hook's answer."""
@@ -106,7 +121,13 @@ class HandlerRunner:
         )
 
     async def _check_and_run(
-        self, channel: Channel[Any, Any], callback: Recognised, params: Params, listener: str, *, reply: bool
+        self,
+        channel: Channel[Any, Any],
+        callback: Recognised,
+        params: Params,
+        listener: str,
+        reply: bool,
+        finish: Finish | None,
     ) -> Response:
         sid, status = callback.sid, callback.status
         mark = (
@@ -126,6 +147,8 @@ class HandlerRunner:
                 status,
                 previous.status,
             )
+            if finish is not None:
+                await finish(None)
             return acknowledge()
         event = channel.event_type.from_params(
             params,
@@ -145,8 +168,11 @@ class HandlerRunner:
             except Exception as exc:
                 raise HandlerFailed(handler, event, exc) from exc
             logger.info("[%s] %s %s %s -> %s()", listener, channel.name, callback.label, sid, handler.name)
-        if sid and mark is not None:
-            await self.store.advance_status(sid, mark, self.settings.dedupe_window)
+        to_record = (sid, mark) if sid and mark is not None else None
+        if finish is not None:
+            await finish(to_record)
+        elif to_record is not None:
+            await self.store.advance_status(*to_record, self.settings.dedupe_window)
         if self.observer is not None and callback.is_status:
             await self.observer(callback, params)
         return response

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from .base import StatusMark, Store, StoredEvent, StoreStats, StoreUnavailable
+from .base import LeaseLost, StatusMark, Store, StoredEvent, StoreStats, StoreUnavailable
 from .memory import MemoryStore
 
 __all__ = [
+    "LeaseLost",
     "MemoryStore",
     "StatusMark",
     "Store",

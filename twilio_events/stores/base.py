@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 
 class StoreUnavailable(Exception):
     """The store could not be reached or could not commit; the message says why."""
+
+
+class LeaseLost(Exception):
+    """The caller no longer holds the event: its lease expired and another claim took it over.
+
+    The outcome the caller wanted to record (completion, retry, dead letter) is dropped; the event runs
+    again, or is running already, under its new holder.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +30,10 @@ class StoredEvent:
     received_at: float
     attempts: int = 0
     last_error: str | None = None
+    holder: str | None = None
+    """The consumer that claimed it (None for an event not claimed, such as a dead letter)."""
+    lease: int = 0
+    """The claim's token: a new one for each claim, so a holder that lost the event cannot finish it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +61,12 @@ class Store(Protocol):
     durable: bool
     """True when an enqueued event survives the process (SQLite, Redis)."""
 
-    async def open(self, *, recover: bool = True) -> None:
-        """Connect and create what is missing; with `recover`, make events a dead process was running
-        ready again (a tool that inspects the store while the service runs passes recover=False)."""
+    async def open(self, *, recover: bool = True, consumer: str | None = None) -> None:
+        """Connect and create what is missing. With `recover` and a `consumer` (this process's identity,
+        which no other live process shares), events still held under that identity were left by an
+        earlier process of it, now gone, and are made ready again at once; events of other consumers
+        are left to their holders until their leases expire. A tool that inspects the store while the
+        service runs passes recover=False."""
 
     async def close(self) -> None:
         """Release connections; events still running stay in the store for the next start."""
@@ -67,18 +83,28 @@ class Store(Protocol):
     async def enqueue(self, key: str, channel: str, params: list[tuple[str, str]], window: float) -> bool:
         """Commit the event durably; False (and nothing stored) when its key is queued, running or handled."""
 
-    async def claim(self, consumer: str, limit: int, visibility_timeout: float) -> list[StoredEvent]:
-        """Up to `limit` events ready to run, held for `consumer`; events held longer than
-        `visibility_timeout` by any consumer (a dead process) are ready again."""
+    async def claim(self, consumer: str, limit: int, lease: float) -> list[StoredEvent]:
+        """Up to `limit` events ready to run, held for `consumer` under a lease of `lease` s; an event
+        whose lease expired (its holder stopped extending it: a dead or stuck process) is ready again."""
 
-    async def complete(self, event: StoredEvent, window: float) -> None:
-        """The event was handled: drop it from the queue and mark its key handled for `window`."""
+    async def extend_leases(self, consumer: str, events: Sequence[StoredEvent], lease: float) -> list[str]:
+        """Extend the leases `consumer` holds on `events` to `lease` s from now, in one call; the ids of
+        the events it no longer holds (taken over after its lease expired, or finished)."""
+
+    async def complete(
+        self, event: StoredEvent, window: float, status: tuple[str, StatusMark] | None = None
+    ) -> None:
+        """The event was handled: drop it from the queue, mark its key handled for `window`, and record
+        `status` (sid, mark) as `advance_status` would, together. LeaseLost when the caller's claim
+        no longer holds the event (nothing is recorded then)."""
 
     async def retry_later(self, event: StoredEvent, error: str, delay: float) -> None:
-        """A handler failed: count the attempt, keep the error, make it ready again after `delay` s."""
+        """A handler failed: count the attempt, keep the error, make it ready again after `delay` s.
+        LeaseLost when the caller's claim no longer holds the event."""
 
     async def dead_letter(self, event: StoredEvent, error: str) -> None:
-        """Give up on the event: move it to the dead letters with its last error."""
+        """Give up on the event: move it to the dead letters with its last error. LeaseLost when the
+        caller's claim no longer holds the event."""
 
     async def dead_letters(self, limit: int = 100) -> list[StoredEvent]:
         """The dead letters, oldest first."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import itertools
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from .base import StatusMark, StoredEvent, StoreStats
+from .base import LeaseLost, StatusMark, StoredEvent, StoreStats
 
 V = TypeVar("V")
 
@@ -29,13 +29,17 @@ class MemoryStore:
         self._handled: OrderedDict[str, float] = OrderedDict()
         self._queued: dict[str, StoredEvent] = {}
         self._ready_at: dict[str, float] = {}
-        self._running: dict[str, tuple[StoredEvent, float]] = {}  # id -> (event, held until)
+        self._running: dict[str, tuple[StoredEvent, float]] = {}  # id -> (event as claimed, lease end)
         self._dead: dict[str, StoredEvent] = {}
         self._marks: OrderedDict[str, tuple[StatusMark, float]] = OrderedDict()
         self._ids = itertools.count(1)
+        self._leases = itertools.count(1)
 
-    async def open(self, *, recover: bool = True) -> None:
-        return None
+    async def open(self, *, recover: bool = True, consumer: str | None = None) -> None:
+        if recover and consumer is not None:
+            for event_id, (event, _) in list(self._running.items()):
+                if event.holder == consumer:
+                    self._requeue(event_id, event)
 
     async def close(self) -> None:
         return None
@@ -66,32 +70,61 @@ class MemoryStore:
         self._ready_at[event.id] = 0.0
         return True
 
-    async def claim(self, consumer: str, limit: int, visibility_timeout: float) -> list[StoredEvent]:
+    async def claim(self, consumer: str, limit: int, lease: float) -> list[StoredEvent]:
         now = time.monotonic()
-        for event_id, (event, held_until) in list(self._running.items()):
-            if held_until < now:
-                del self._running[event_id]
-                self._queued[event_id] = event
-                self._ready_at[event_id] = 0.0
+        for event_id, (event, lease_end) in list(self._running.items()):
+            if lease_end < now:
+                self._requeue(event_id, event)
         ready = [e for e in self._queued.values() if self._ready_at[e.id] <= now][:limit]
+        claimed = []
         for event in ready:
             del self._queued[event.id]
             del self._ready_at[event.id]
-            self._running[event.id] = (event, now + visibility_timeout)
-        return ready
+            held = replace(event, holder=consumer, lease=next(self._leases))
+            self._running[event.id] = (held, now + lease)
+            claimed.append(held)
+        return claimed
 
-    async def complete(self, event: StoredEvent, window: float) -> None:
-        self._running.pop(event.id, None)
+    async def extend_leases(self, consumer: str, events: Sequence[StoredEvent], lease: float) -> list[str]:
+        lost = []
+        for event in events:
+            if self._holds(event):
+                self._running[event.id] = (self._running[event.id][0], time.monotonic() + lease)
+            else:
+                lost.append(event.id)
+        return lost
+
+    async def complete(
+        self, event: StoredEvent, window: float, status: tuple[str, StatusMark] | None = None
+    ) -> None:
+        self._release(event)
         await self.mark_handled(event.key, window)
+        if status is not None:
+            await self.advance_status(*status, window)
 
     async def retry_later(self, event: StoredEvent, error: str, delay: float) -> None:
-        self._running.pop(event.id, None)
-        self._queued[event.id] = replace(event, attempts=event.attempts + 1, last_error=error)
+        self._release(event)
+        self._queued[event.id] = _unheld(event, attempts=event.attempts + 1, last_error=error)
         self._ready_at[event.id] = time.monotonic() + delay
 
     async def dead_letter(self, event: StoredEvent, error: str) -> None:
-        self._running.pop(event.id, None)
-        self._dead[event.id] = replace(event, attempts=event.attempts + 1, last_error=error)
+        self._release(event)
+        self._dead[event.id] = _unheld(event, attempts=event.attempts + 1, last_error=error)
+
+    def _holds(self, event: StoredEvent) -> bool:
+        """True while `event`'s claim (its holder and lease token) still holds it."""
+        held = self._running.get(event.id)
+        return held is not None and (held[0].holder, held[0].lease) == (event.holder, event.lease)
+
+    def _release(self, event: StoredEvent) -> None:
+        if not self._holds(event):
+            raise LeaseLost(f"event {event.id} ({event.key}) is no longer held by {event.holder}")
+        del self._running[event.id]
+
+    def _requeue(self, event_id: str, event: StoredEvent) -> None:
+        del self._running[event_id]
+        self._queued[event_id] = _unheld(event)
+        self._ready_at[event_id] = 0.0
 
     async def dead_letters(self, limit: int = 100) -> list[StoredEvent]:
         return list(self._dead.values())[:limit]
@@ -103,7 +136,7 @@ class MemoryStore:
             if self._dead[dead_id].key in self._live_keys():
                 continue  # its key was accepted again: the newer event runs instead
             event = self._dead.pop(dead_id)
-            self._queued[dead_id] = replace(event, attempts=0)
+            self._queued[dead_id] = _unheld(event, attempts=0)
             self._ready_at[dead_id] = 0.0
             queued += 1
         return queued
@@ -133,6 +166,13 @@ class MemoryStore:
         self._marks.pop(sid, None)
         self._marks[sid] = (mark, now + window)
         _prune(self._marks, now, self.max_entries, lambda entry: entry[1])
+
+
+def _unheld(event: StoredEvent, attempts: int | None = None, last_error: str | None = None) -> StoredEvent:
+    """`event` as it waits in the queue, held by nobody; with its attempts and error changed if given."""
+    attempts = event.attempts if attempts is None else attempts
+    last_error = event.last_error if last_error is None else last_error
+    return replace(event, holder=None, lease=0, attempts=attempts, last_error=last_error)
 
 
 def _prune(entries: OrderedDict[str, V], now: float, limit: int, expiry: Callable[[V], float]) -> None:

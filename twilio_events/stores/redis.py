@@ -1,179 +1,47 @@
-"""A durable store shared by many processes: a Redis Stream read through one consumer group."""
+"""A durable store shared by many processes and machines: queues, leases and markers in one Redis."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from .base import StatusMark, StoredEvent, StoreStats, StoreUnavailable
+from .base import LeaseLost, StatusMark, StoredEvent, StoreStats, StoreUnavailable
+from .batching import Batcher
+from .redis_scripts import SCRIPTS
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
-# Lua scripts, so that each change is atomic however many processes share the Redis.
-# An event's id stays the same for its whole life; `entries` maps it to its current stream entry.
-NOW = """
-local now = redis.call('TIME')
-local now_us = now[1] * 1000000 + now[2]
-local now_ms = math.floor(now_us / 1000)
-"""
 
-TAKE = """
-local function take(stream, entries, group, id)
-    local entry = redis.call('HGET', entries, id)
-    if not entry then return false end
-    redis.call('XACK', stream, group, entry)
-    redis.call('XDEL', stream, entry)
-    redis.call('HDEL', entries, id)
-    return true
-end
-"""
+@dataclass(frozen=True, slots=True)
+class _Enqueue:
+    marker: str
+    event: str
 
-# KEYS: marker, stream, entries, ids. ARGV: event.
-ENQUEUE = """
-if not redis.call('SET', KEYS[1], 'queued', 'NX') then return 0 end
-local id = tostring(redis.call('INCR', KEYS[4]))
-redis.call('HSET', KEYS[3], id, redis.call('XADD', KEYS[2], '*', 'id', id, 'event', ARGV[1]))
-return 1
-"""
 
-# KEYS: stream, entries, delayed, delayed events. ARGV: group, consumer, limit, visibility (ms).
-CLAIM = (
-    NOW
-    + """
-local limit = tonumber(ARGV[3])
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now_ms, 'LIMIT', 0, 100)) do
-    local event = redis.call('HGET', KEYS[4], id)
-    redis.call('ZREM', KEYS[3], id)
-    redis.call('HDEL', KEYS[4], id)
-    if event then
-        redis.call('HSET', KEYS[2], id, redis.call('XADD', KEYS[1], '*', 'id', id, 'event', event))
-    end
-end
-local claimed = {}
-local cursor = '0-0'
-repeat
-    local page = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[4], cursor,
-        'COUNT', limit - #claimed)
-    cursor = page[1]
-    for _, entry in ipairs(page[2]) do table.insert(claimed, entry) end
-until cursor == '0-0' or #claimed >= limit
-if #claimed < limit then
-    local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', limit - #claimed,
-        'STREAMS', KEYS[1], '>')
-    if read then
-        for _, entry in ipairs(read[1][2]) do table.insert(claimed, entry) end
-    end
-end
-return claimed
-"""
-)
-
-# KEYS: stream, entries, marker. ARGV: group, id, window (ms).
-COMPLETE = (
-    TAKE
-    + """
-take(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
-redis.call('SET', KEYS[3], 'handled', 'PX', ARGV[3])
-"""
-)
-
-# KEYS: stream, entries, delayed, delayed events. ARGV: group, id, event, delay (ms).
-RETRY_LATER = (
-    TAKE
-    + NOW
-    + """
-if not take(KEYS[1], KEYS[2], ARGV[1], ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[3], now_ms + tonumber(ARGV[4]), ARGV[2])
-redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
-return 1
-"""
-)
-
-# KEYS: stream, entries, dead, dead events, marker. ARGV: group, id, event.
-DEAD_LETTER = (
-    TAKE
-    + NOW
-    + """
-if not take(KEYS[1], KEYS[2], ARGV[1], ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[3], now_us, ARGV[2])
-redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
-if redis.call('GET', KEYS[5]) == 'queued' then redis.call('DEL', KEYS[5]) end
-return 1
-"""
-)
-
-# KEYS: stream, entries, dead, dead events, marker. ARGV: id, event.
-# A dead letter whose key was accepted again stays dead: the newer event runs instead.
-RETRY_DEAD = """
-if redis.call('HEXISTS', KEYS[4], ARGV[1]) == 0 or redis.call('GET', KEYS[5]) == 'queued' then return 0 end
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('HDEL', KEYS[4], ARGV[1])
-redis.call('SET', KEYS[5], 'queued')
-redis.call('HSET', KEYS[2], ARGV[1], redis.call('XADD', KEYS[1], '*', 'id', ARGV[1], 'event', ARGV[2]))
-return 1
-"""
-
-# KEYS: dead, dead events.
-PURGE_DEAD = """
-local count = redis.call('ZCARD', KEYS[1])
-redis.call('DEL', KEYS[1], KEYS[2])
-return count
-"""
-
-# KEYS: mark. ARGV: status, rank, seq, final (1 or 0), window (ms).
-ADVANCE_STATUS = """
-local current = redis.call('HMGET', KEYS[1], 'final', 'rank', 'seq')
-if current[1] then
-    local rank, seq = tonumber(current[2]), tonumber(current[3])
-    local new_rank, new_seq = tonumber(ARGV[2]), tonumber(ARGV[3])
-    if current[1] == '1' or new_rank < rank or (new_rank == rank and new_seq <= seq) then return 0 end
-end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2], 'seq', ARGV[3], 'final', ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return 1
-"""
-
-# KEYS: stream. ARGV: group, idle (ms). Only consumers holding nothing go, so no event is lost.
-FORGET_CONSUMERS = """
-local forgotten = 0
-for _, fields in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
-    local consumer = {}
-    for i = 1, #fields, 2 do consumer[fields[i]] = fields[i + 1] end
-    if consumer['pending'] == 0 and consumer['idle'] > tonumber(ARGV[2]) then
-        redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], consumer['name'])
-        forgotten = forgotten + 1
-    end
-end
-return forgotten
-"""
-
-SCRIPTS = {
-    "enqueue": ENQUEUE,
-    "claim": CLAIM,
-    "complete": COMPLETE,
-    "retry_later": RETRY_LATER,
-    "dead_letter": DEAD_LETTER,
-    "retry_dead": RETRY_DEAD,
-    "purge_dead": PURGE_DEAD,
-    "advance_status": ADVANCE_STATUS,
-    "forget_consumers": FORGET_CONSUMERS,
-}
+@dataclass(frozen=True, slots=True)
+class _Complete:
+    event: StoredEvent
+    marker: str
+    window_ms: int
+    status: tuple[str, StatusMark] | None
 
 
 class RedisStore:
-    """Events in a Redis Stream that every instance reads through one consumer group (`XREADGROUP`).
+    """Events in Redis that every instance shares: a list of ready ids, leases in a sorted set by their
+    end, retries in a sorted set by their due time, dead letters in a sorted set and a hash, handled keys
+    and status marks in keys that expire (the layout is in `redis_scripts`).
 
-    An event a dead process held is claimed again by another (`XAUTOCLAIM`) once it has been held longer
-    than the visibility timeout; retries wait in a sorted set of due times, dead letters in a sorted set
-    and a hash, handled keys and status marks in keys that expire. For an acknowledged event to survive a
-    crash of Redis itself, Redis must run with `appendonly yes` and `appendfsync always`.
+    Every change is one Lua script, atomic across instances. Concurrent calls of the hot path (enqueue,
+    complete, last_status) are grouped: one script call carries all of them, and each caller returns only
+    once Redis has answered for its own write. For an acknowledged event to survive a crash of Redis
+    itself, Redis must run with `appendonly yes` and `appendfsync always`.
     """
 
     durable = True
@@ -183,17 +51,14 @@ class RedisStore:
         url: str,
         *,
         prefix: str = "twilio_events",
-        group: str = "workers",
         timeout: float = 5.0,
         retries: int = 2,
         max_connections: int = 50,
-        forget_consumers_after: float = 86400.0,
     ) -> None:
         """`url`: `redis://host:6379/0` (or `rediss://`, `unix://`); `prefix`: of every key this store
-        writes; `group`: the consumer group, the same for every instance sharing the work; `timeout`:
-        seconds to connect, to wait for an answer or for a free connection; `retries`: of a command after
-        a connection error; `max_connections`: open at once, more callers wait for one;
-        `forget_consumers_after`: seconds after which `open()` drops idle consumers that hold nothing."""
+        writes, the same for every instance sharing the work; `timeout`: seconds to connect, to wait for
+        an answer or for a free connection; `retries`: of a command after a connection error;
+        `max_connections`: open at once, more callers wait for one."""
         try:
             import redis.asyncio  # noqa: F401
         except ImportError as exc:
@@ -202,26 +67,28 @@ class RedisStore:
             ) from exc
         self.url = url
         self.prefix = prefix
-        self.group = group
         self.timeout = timeout
         self.retries = retries
         self.max_connections = max_connections
-        self.forget_consumers_after = forget_consumers_after
         self._redis: Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
-        self._stream = f"{prefix}:stream"
-        self._entries = f"{prefix}:entries"
+        self._enqueues = Batcher(self._enqueue_all)
+        self._completions = Batcher(self._complete_all)
+        self._status_reads = Batcher(self._last_statuses)
         self._ids = f"{prefix}:ids"
+        self._leases = f"{prefix}:leases"
+        self._events = f"{prefix}:events"
+        self._ready = f"{prefix}:ready"
         self._delayed = f"{prefix}:delayed"
-        self._delayed_events = f"{prefix}:delayed:events"
+        self._held = f"{prefix}:held"
+        self._holders = f"{prefix}:holders"
         self._dead = f"{prefix}:dead"
         self._dead_events = f"{prefix}:dead:events"
 
     def __repr__(self) -> str:
         return f"RedisStore({_without_password(self.url)!r}, prefix={self.prefix!r})"
 
-    async def open(self, *, recover: bool = True) -> None:
-        # recovery needs nothing here: XAUTOCLAIM takes back what a dead consumer held
+    async def open(self, *, recover: bool = True, consumer: str | None = None) -> None:
         if self._redis is not None:
             return
         import redis.asyncio
@@ -242,19 +109,19 @@ class RedisStore:
             raise StoreUnavailable(f"invalid Redis URL {self!r}: {exc}") from None
         client = redis.asyncio.Redis.from_pool(pool)
         self._scripts = {name: client.register_script(source) for name, source in SCRIPTS.items()}
+        self._redis = client
         try:
             with self._errors():
-                try:
-                    await client.xgroup_create(self._stream, self.group, id="0", mkstream=True)
-                except redis.ResponseError as exc:
-                    if "BUSYGROUP" not in str(exc):
-                        raise
-                idle_ms = _ms(self.forget_consumers_after)
-                await self._scripts["forget_consumers"](keys=[self._stream], args=[self.group, idle_ms])
+                if recover:
+                    old = [f"{self.prefix}:stream", f"{self.prefix}:entries", f"{self.prefix}:delayed:events"]
+                    await self._script("migrate", [*old, self._events, self._ready], [])
+                if recover and consumer is not None:
+                    keys = [self._events, self._ready, self._held, self._holders]
+                    await self._script("recover", keys, [consumer])
         except BaseException:
+            self._redis = None
             await client.aclose()
             raise
-        self._redis = client
 
     async def close(self) -> None:
         client, self._redis = self._redis, None
@@ -276,41 +143,58 @@ class RedisStore:
     async def enqueue(self, key: str, channel: str, params: list[tuple[str, str]], window: float) -> bool:
         # The marker has no expiry while the event waits: a queued or running key is refused however long
         # the wait; `complete` gives it the window.
+        self._check_open()
         event = _encode(StoredEvent("", key, channel, params, time.time()))
-        keys = [self._marker(key), self._stream, self._entries, self._ids]
-        with self._errors():
-            return bool(await self._script("enqueue", keys, [event]))
+        return await self._enqueues.submit(_Enqueue(self._marker(key), event))
 
-    async def claim(self, consumer: str, limit: int, visibility_timeout: float) -> list[StoredEvent]:
+    async def claim(self, consumer: str, limit: int, lease: float) -> list[StoredEvent]:
         if limit <= 0:
             return []
-        keys = [self._stream, self._entries, self._delayed, self._delayed_events]
-        args: list[str | int] = [self.group, consumer, limit, _ms(visibility_timeout)]
+        keys = [self._events, self._ready, self._delayed, self._held, self._holders, self._leases]
         with self._errors():
-            entries = await self._script("claim", keys, args)
-        claimed = []
-        for _entry_id, fields in entries:
-            if fields:  # an entry deleted while it was held comes back empty from older Redis versions
-                values = dict(zip(fields[::2], fields[1::2], strict=True))
-                claimed.append(_decode(values["id"], values["event"]))
-        return claimed
+            claimed = await self._script("claim", keys, [consumer, limit, _ms(lease)])
+        return [replace(_decode(i, event), holder=consumer, lease=int(n)) for i, event, n in claimed]
 
-    async def complete(self, event: StoredEvent, window: float) -> None:
+    async def extend_leases(self, consumer: str, events: Sequence[StoredEvent], lease: float) -> list[str]:
+        if not events:
+            return []
+        args: list[str | int] = [consumer, _ms(lease)]
+        for event in events:
+            args += [event.id, event.lease]
         with self._errors():
-            keys = [self._stream, self._entries, self._marker(event.key)]
-            await self._script("complete", keys, [self.group, event.id, _expiry_ms(window)])
+            return cast("list[str]", await self._script("extend", [self._held, self._holders], args))
+
+    async def complete(
+        self, event: StoredEvent, window: float, status: tuple[str, StatusMark] | None = None
+    ) -> None:
+        self._check_open()
+        done = await self._completions.submit(
+            _Complete(event, self._marker(event.key), _expiry_ms(window), status)
+        )
+        if not done:
+            raise _lost(event)
 
     async def retry_later(self, event: StoredEvent, error: str, delay: float) -> None:
         retried = _encode(replace(event, attempts=event.attempts + 1, last_error=error))
-        keys = [self._stream, self._entries, self._delayed, self._delayed_events]
+        keys = [self._events, self._held, self._holders, self._delayed]
+        args: list[str | int] = [event.id, event.lease, event.holder or "", retried, _ms(delay)]
         with self._errors():
-            await self._script("retry_later", keys, [self.group, event.id, retried, _ms(delay)])
+            if not await self._script("retry_later", keys, args):
+                raise _lost(event)
 
     async def dead_letter(self, event: StoredEvent, error: str) -> None:
         dead = _encode(replace(event, attempts=event.attempts + 1, last_error=error))
-        keys = [self._stream, self._entries, self._dead, self._dead_events, self._marker(event.key)]
+        keys = [
+            self._events,
+            self._held,
+            self._holders,
+            self._dead,
+            self._dead_events,
+            self._marker(event.key),
+        ]
         with self._errors():
-            await self._script("dead_letter", keys, [self.group, event.id, dead])
+            if not await self._script("dead_letter", keys, [event.id, event.lease, event.holder or "", dead]):
+                raise _lost(event)
 
     async def dead_letters(self, limit: int = 100) -> list[StoredEvent]:
         if limit <= 0:
@@ -323,7 +207,7 @@ class RedisStore:
             ids = await self._dead_ids(-1) if event_id is None else [event_id]
             queued = 0
             for event in await self._dead_letters(ids):
-                keys = [self._stream, self._entries, self._dead, self._dead_events, self._marker(event.key)]
+                keys = [self._events, self._ready, self._dead, self._dead_events, self._marker(event.key)]
                 reset = _encode(replace(event, attempts=0))
                 queued += await self._script("retry_dead", keys, [event.id, reset])
             return queued
@@ -335,21 +219,16 @@ class RedisStore:
     async def stats(self) -> StoreStats:
         with self._errors():
             async with self._client.pipeline(transaction=True) as pipe:
-                pipe.xlen(self._stream)
-                pipe.xpending(self._stream, self.group)
+                pipe.llen(self._ready)
                 pipe.zcard(self._delayed)
+                pipe.zcard(self._held)
                 pipe.zcard(self._dead)
-                length, pending, delayed, dead = await pipe.execute()
-        running = int(pending["pending"])
-        return StoreStats(length - running + delayed, running, dead, {"delayed": delayed})
+                ready, delayed, held, dead = await pipe.execute()
+        return StoreStats(ready + delayed, held, dead, {"delayed": delayed})
 
     async def last_status(self, sid: str) -> StatusMark | None:
-        with self._errors():
-            fields = await self._client.hmget(self._mark(sid), ["status", "rank", "seq", "final"])
-        status, rank, seq, final = cast("list[str | None]", fields)
-        if status is None or rank is None or seq is None:
-            return None
-        return StatusMark(status, (int(rank), int(seq)), final == "1")
+        self._check_open()
+        return await self._status_reads.submit(self._mark(sid))
 
     async def advance_status(self, sid: str, mark: StatusMark, window: float) -> None:
         rank, seq = mark.position
@@ -357,11 +236,45 @@ class RedisStore:
         with self._errors():
             await self._script("advance_status", [self._mark(sid)], args)
 
+    # The grouped calls: one script call for every item waiting
+
+    async def _enqueue_all(self, items: list[_Enqueue]) -> list[bool | Exception]:
+        keys = [self._events, self._ready, self._ids, *(item.marker for item in items)]
+        with self._errors():
+            added = await self._script("enqueue", keys, [item.event for item in items])
+        return [bool(flag) for flag in added]
+
+    async def _complete_all(self, items: list[_Complete]) -> list[bool | Exception]:
+        keys = [self._events, self._held, self._holders]
+        args: list[str | int] = []
+        for item in items:
+            event = item.event
+            args += [event.id, event.lease, event.holder or "", item.window_ms]
+            if item.status is None:
+                keys += [item.marker, item.marker]  # a mark key is expected here: none is touched
+                args += [0, "", 0, 0, 0]
+            else:
+                sid, mark = item.status
+                keys += [item.marker, self._mark(sid)]
+                args += [1, mark.status, *mark.position, int(mark.final)]
+        with self._errors():
+            done = await self._script("complete", keys, args)
+        return [bool(flag) for flag in done]
+
+    async def _last_statuses(self, marks: list[str]) -> list[StatusMark | Exception | None]:
+        with self._errors():
+            found = await self._script("last_statuses", marks, [])
+        return [_status_mark(fields) for fields in found]
+
     @property
     def _client(self) -> Redis:
         if self._redis is None:
             raise StoreUnavailable(f"{self!r} is not open")
         return self._redis
+
+    def _check_open(self) -> None:
+        if self._redis is None:
+            raise StoreUnavailable(f"{self!r} is not open")
 
     async def _script(self, name: str, keys: list[str], args: list[str | int]) -> Any:
         return await self._scripts[name](keys=keys, args=args, client=self._client)
@@ -391,6 +304,17 @@ class RedisStore:
             yield
         except RedisError as exc:
             raise StoreUnavailable(f"Redis at {_without_password(self.url)}: {exc}") from exc
+
+
+def _lost(event: StoredEvent) -> LeaseLost:
+    return LeaseLost(f"event {event.id} ({event.key}) is no longer held by {event.holder}")
+
+
+def _status_mark(fields: list[str | None]) -> StatusMark | None:
+    status, rank, seq, final = fields
+    if status is None or rank is None or seq is None:
+        return None
+    return StatusMark(status, (int(rank), int(seq)), final == "1")
 
 
 def _encode(event: StoredEvent) -> str:

@@ -11,46 +11,17 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, TypeVar
+
+import twilio_events.stores.sqlite_sql as sql
 
 from .base import StatusMark, StoredEvent, StoreStats, StoreUnavailable
 
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], T]
-
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        key TEXT NOT NULL,
-        channel TEXT NOT NULL,
-        params TEXT NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'dead')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        last_error TEXT,
-        ready_at REAL NOT NULL,
-        held_by TEXT,
-        held_until REAL,
-        dead_at REAL,
-        received_at REAL NOT NULL
-    )""",
-    # One live event per key; a dead letter does not hold its key, so the callback may be accepted again.
-    "CREATE UNIQUE INDEX IF NOT EXISTS events_live_key ON events (key) WHERE state != 'dead'",
-    "CREATE INDEX IF NOT EXISTS events_state ON events (state, id)",
-    "CREATE TABLE IF NOT EXISTS handled_keys (key TEXT PRIMARY KEY, expires_at REAL NOT NULL) WITHOUT ROWID",
-    """CREATE TABLE IF NOT EXISTS status_marks (
-        sid TEXT PRIMARY KEY,
-        status TEXT NOT NULL,
-        rank INTEGER NOT NULL,
-        seq INTEGER NOT NULL,
-        final INTEGER NOT NULL,
-        expires_at REAL NOT NULL
-    ) WITHOUT ROWID""",
-)
-
-COLUMNS = "id, key, channel, params, received_at, attempts, last_error"
 
 PURGE_EVERY = 60.0
 """Seconds between purges of expired handled keys and status marks."""
@@ -59,8 +30,11 @@ PURGE_EVERY = 60.0
 class SqliteStore:
     """Events, handled keys and status marks in one SQLite file, committed with fsync before returning.
 
-    For one process at a time: `open()` makes every `running` event ready again, taking it for the work of
-    a process that died. Two processes sharing the file would run each other's events twice.
+    A claim holds an event under a lease (`held_by`, `held_until`, and `lease`, a number that each claim
+    increases); its holder extends the lease while the handler runs, and only a claim that still holds
+    the event can finish it. Several processes on one machine may share the file: an event whose lease
+    ran out is taken over by any claim, and `open()` takes back at once only what is held under the
+    opening process's own consumer identity (left there by a process of that identity that died).
     """
 
     durable = True
@@ -78,14 +52,14 @@ class SqliteStore:
     def __repr__(self) -> str:
         return f"SqliteStore({self.path!r})"
 
-    async def open(self, *, recover: bool = True) -> None:
+    async def open(self, *, recover: bool = True, consumer: str | None = None) -> None:
         if self._writer is not None:
             return
         self._jobs = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write, args=(self._jobs,), name=repr(self), daemon=True)
         self._writer.start()
         try:
-            await self._run(functools.partial(_prepare, recover=recover))
+            await self._run(functools.partial(sql.prepare, consumer=consumer if recover else None))
         except BaseException:
             await self.close()
             raise
@@ -100,44 +74,51 @@ class SqliteStore:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
 
     async def is_handled(self, key: str) -> bool:
-        return await self._run(partial(_is_handled, key=key))
+        return await self._run(partial(sql.is_handled, key=key))
 
     async def mark_handled(self, key: str, window: float) -> None:
-        await self._run(partial(_mark_handled, key=key, window=window))
+        await self._run(partial(sql.mark_handled, key=key, window=window))
 
     async def enqueue(self, key: str, channel: str, params: list[tuple[str, str]], window: float) -> bool:
         encoded = json.dumps(params, ensure_ascii=False, separators=(",", ":"))
-        return await self._run(partial(_enqueue, key=key, channel=channel, params=encoded))
+        return await self._run(partial(sql.enqueue, key=key, channel=channel, params=encoded))
 
-    async def claim(self, consumer: str, limit: int, visibility_timeout: float) -> list[StoredEvent]:
-        return await self._run(partial(_claim, consumer=consumer, limit=limit, hold=visibility_timeout))
+    async def claim(self, consumer: str, limit: int, lease: float) -> list[StoredEvent]:
+        return await self._run(partial(sql.claim, consumer=consumer, limit=limit, lease=lease))
 
-    async def complete(self, event: StoredEvent, window: float) -> None:
-        await self._run(partial(_complete, event_id=event.id, key=event.key, window=window))
+    async def extend_leases(self, consumer: str, events: Sequence[StoredEvent], lease: float) -> list[str]:
+        held = [(event.id, event.lease) for event in events if event.holder == consumer]
+        lost = [event.id for event in events if event.holder != consumer]
+        return lost + await self._run(partial(sql.extend_leases, consumer=consumer, held=held, lease=lease))
+
+    async def complete(
+        self, event: StoredEvent, window: float, status: tuple[str, StatusMark] | None = None
+    ) -> None:
+        await self._run(partial(sql.complete, event=event, window=window, status=status))
 
     async def retry_later(self, event: StoredEvent, error: str, delay: float) -> None:
-        await self._run(partial(_retry_later, event_id=event.id, error=error, delay=delay))
+        await self._run(partial(sql.retry_later, event=event, error=error, delay=delay))
 
     async def dead_letter(self, event: StoredEvent, error: str) -> None:
-        await self._run(partial(_dead_letter, event_id=event.id, error=error))
+        await self._run(partial(sql.dead_letter, event=event, error=error))
 
     async def dead_letters(self, limit: int = 100) -> list[StoredEvent]:
-        return await self._run(partial(_dead_letters, limit=limit))
+        return await self._run(partial(sql.dead_letters, limit=limit))
 
     async def retry_dead(self, event_id: str | None = None) -> int:
-        return await self._run(partial(_retry_dead, event_id=event_id))
+        return await self._run(partial(sql.retry_dead, event_id=event_id))
 
     async def purge_dead(self) -> int:
         return await self._run(lambda conn: conn.execute("DELETE FROM events WHERE state = 'dead'").rowcount)
 
     async def stats(self) -> StoreStats:
-        return await self._run(_stats)
+        return await self._run(sql.stats)
 
     async def last_status(self, sid: str) -> StatusMark | None:
-        return await self._run(partial(_last_status, sid=sid))
+        return await self._run(partial(sql.last_status, sid=sid))
 
     async def advance_status(self, sid: str, mark: StatusMark, window: float) -> None:
-        await self._run(partial(_advance_status, sid=sid, mark=mark, window=window))
+        await self._run(partial(sql.advance_status, sid=sid, mark=mark, window=window))
 
     async def _run(self, work: Work[T]) -> T:
         """Hand `work` to the writer thread and wait until the transaction holding it has committed."""
@@ -189,7 +170,7 @@ class SqliteStore:
             conn.execute("BEGIN IMMEDIATE")
             results = [_isolated(conn, job) for job in batch]
             if time.monotonic() - self._purged_at > PURGE_EVERY:
-                _purge_expired(conn)
+                sql.purge_expired(conn)
                 self._purged_at = time.monotonic()
             conn.execute("COMMIT")
         except Exception as exc:
@@ -244,140 +225,3 @@ def _settle(future: asyncio.Future[Any], result: object, error: BaseException | 
         future.set_exception(error)
     else:
         future.set_result(result)
-
-
-def _prepare(conn: sqlite3.Connection, recover: bool) -> None:
-    for statement in SCHEMA:
-        conn.execute(statement)
-    if recover:  # one process at a time: whatever is marked running was left by a process that died
-        conn.execute(
-            "UPDATE events SET state = 'pending', held_by = NULL, held_until = NULL WHERE state = 'running'"
-        )
-
-
-def _purge_expired(conn: sqlite3.Connection) -> None:
-    now = time.time()
-    conn.execute("DELETE FROM handled_keys WHERE expires_at < ?", (now,))
-    conn.execute("DELETE FROM status_marks WHERE expires_at < ?", (now,))
-
-
-def _is_handled(conn: sqlite3.Connection, key: str) -> bool:
-    found = conn.execute("SELECT 1 FROM handled_keys WHERE key = ? AND expires_at >= ?", (key, time.time()))
-    return found.fetchone() is not None
-
-
-def _mark_handled(conn: sqlite3.Connection, key: str, window: float) -> None:
-    conn.execute("INSERT OR REPLACE INTO handled_keys VALUES (?, ?)", (key, time.time() + window))
-
-
-def _enqueue(conn: sqlite3.Connection, key: str, channel: str, params: str) -> bool:
-    if _is_handled(conn, key):
-        return False
-    now = time.time()
-    inserted = conn.execute(
-        "INSERT OR IGNORE INTO events (key, channel, params, state, ready_at, received_at)"
-        " VALUES (?, ?, ?, 'pending', ?, ?)",
-        (key, channel, params, now, now),
-    )
-    return inserted.rowcount == 1
-
-
-def _claim(conn: sqlite3.Connection, consumer: str, limit: int, hold: float) -> list[StoredEvent]:
-    now = time.time()
-    conn.execute(
-        "UPDATE events SET state = 'pending', held_by = NULL, held_until = NULL"
-        " WHERE state = 'running' AND held_until < ?",
-        (now,),
-    )
-    rows = conn.execute(
-        "UPDATE events SET state = 'running', held_by = ?, held_until = ? WHERE id IN"
-        " (SELECT id FROM events WHERE state = 'pending' AND ready_at <= ? ORDER BY id LIMIT ?)"
-        f" RETURNING {COLUMNS}",
-        (consumer, now + hold, now, max(limit, 0)),
-    ).fetchall()
-    return [_event(row) for row in sorted(rows)]
-
-
-def _complete(conn: sqlite3.Connection, event_id: str, key: str, window: float) -> None:
-    conn.execute("DELETE FROM events WHERE id = ?", (event_id,))
-    _mark_handled(conn, key, window)
-
-
-def _retry_later(conn: sqlite3.Connection, event_id: str, error: str, delay: float) -> None:
-    conn.execute(
-        "UPDATE events SET state = 'pending', attempts = attempts + 1, last_error = ?, ready_at = ?,"
-        " held_by = NULL, held_until = NULL WHERE id = ? AND state != 'dead'",
-        (error, time.time() + delay, event_id),
-    )
-
-
-def _dead_letter(conn: sqlite3.Connection, event_id: str, error: str) -> None:
-    conn.execute(
-        "UPDATE events SET state = 'dead', attempts = attempts + 1, last_error = ?, dead_at = ?,"
-        " held_by = NULL, held_until = NULL WHERE id = ? AND state != 'dead'",
-        (error, time.time(), event_id),
-    )
-
-
-def _dead_letters(conn: sqlite3.Connection, limit: int) -> list[StoredEvent]:
-    rows = conn.execute(
-        f"SELECT {COLUMNS} FROM events WHERE state = 'dead' ORDER BY dead_at, id LIMIT ?", (max(limit, 0),)
-    )
-    return [_event(row) for row in rows]
-
-
-def _retry_dead(conn: sqlite3.Connection, event_id: str | None) -> int:
-    if event_id is None:
-        dead = conn.execute("SELECT id, key FROM events WHERE state = 'dead' ORDER BY dead_at, id").fetchall()
-    else:
-        dead = conn.execute(
-            "SELECT id, key FROM events WHERE state = 'dead' AND id = ?", (event_id,)
-        ).fetchall()
-    queued = 0
-    for dead_id, key in dead:
-        # A dead letter whose key was accepted again stays dead: the newer event runs instead.
-        live = conn.execute("SELECT 1 FROM events WHERE key = ? AND state != 'dead'", (key,)).fetchone()
-        if live is None:
-            conn.execute(
-                "UPDATE events SET state = 'pending', attempts = 0, ready_at = ?, dead_at = NULL"
-                " WHERE id = ?",
-                (time.time(), dead_id),
-            )
-            queued += 1
-    return queued
-
-
-def _stats(conn: sqlite3.Connection) -> StoreStats:
-    counts = dict.fromkeys(("pending", "running", "dead"), 0)
-    delayed = 0
-    query = "SELECT state, count(*), total(ready_at > ?) FROM events GROUP BY state"
-    for state, count, later in conn.execute(query, (time.time(),)):
-        counts[state] = count
-        delayed += int(later) if state == "pending" else 0
-    return StoreStats(counts["pending"], counts["running"], counts["dead"], {"delayed": delayed})
-
-
-def _last_status(conn: sqlite3.Connection, sid: str) -> StatusMark | None:
-    row = conn.execute(
-        "SELECT status, rank, seq, final FROM status_marks WHERE sid = ? AND expires_at >= ?",
-        (sid, time.time()),
-    ).fetchone()
-    return None if row is None else StatusMark(row[0], (row[1], row[2]), bool(row[3]))
-
-
-def _advance_status(conn: sqlite3.Connection, sid: str, mark: StatusMark, window: float) -> None:
-    now = time.time()
-    conn.execute(
-        "INSERT INTO status_marks VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sid) DO UPDATE SET"
-        " status = excluded.status, rank = excluded.rank, seq = excluded.seq, final = excluded.final,"
-        " expires_at = excluded.expires_at"
-        " WHERE status_marks.expires_at < ? OR (NOT status_marks.final AND"
-        " (status_marks.rank, status_marks.seq) < (excluded.rank, excluded.seq))",
-        (sid, mark.status, *mark.position, int(mark.final), now + window, now),
-    )
-
-
-def _event(row: tuple[Any, ...]) -> StoredEvent:
-    event_id, key, channel, params, received_at, attempts, last_error = row
-    pairs = [(name, value) for name, value in json.loads(params)]
-    return StoredEvent(str(event_id), key, channel, pairs, received_at, attempts, last_error)
