@@ -28,6 +28,7 @@ from .config import (
 from .delivery import DeliverySettings, Dispatcher, RetryPolicy
 from .http.endpoint import Endpoint
 from .http.responses import refuse
+from .limits import ServerLimits
 from .listener import Listener
 from .rest import REQUEST_TIMEOUT, check_account_sid, rest_client
 from .security import RefusalLog, RequestVerifier, SharedKey, load_credentials
@@ -75,6 +76,9 @@ class TwilioEvents:
         shutdown_grace: float = 30.0,
         api_base_url: str | None = None,
         rest_timeout: float = REQUEST_TIMEOUT,
+        read_timeout: float | None = None,
+        max_connections: int | None = None,
+        keep_alive_timeout: int | None = None,
     ) -> None:
         """Configure the app.
 
@@ -110,6 +114,10 @@ class TwilioEvents:
         dedupe_window: how long a handled callback's duplicates are recognised.
         api_base_url / rest_timeout: where `app.client` sends REST calls (default Twilio's API, or
             TWILIO_EVENTS_API_BASE_URL) and how long each may take (seconds).
+        read_timeout / max_connections / keep_alive_timeout: what `run()` (and `twilio-events run`) bound:
+            the seconds a client has to send a whole request (10), the connections open at once in the
+            process (1000), the seconds an idle connection stays open (5); default
+            TWILIO_EVENTS_READ_TIMEOUT, TWILIO_EVENTS_MAX_CONNECTIONS, TWILIO_EVENTS_KEEP_ALIVE_TIMEOUT.
         """
         try:
             credentials, self.account_sid, self.auth_token = load_credentials(
@@ -126,6 +134,10 @@ class TwilioEvents:
         self.validate_signature = validate_signature
         self.path = "/" + path.strip("/") if path.strip("/") else "/"
         self.max_body_size = max_body_size
+        try:
+            self.limits = ServerLimits.resolve(read_timeout, max_connections, keep_alive_timeout)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
         self.listeners: list[Listener] = list(listeners) if listeners else default_listeners()
         self.call = CallChannel()
         self.sms = SmsChannel()

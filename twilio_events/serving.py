@@ -1,6 +1,8 @@
 """Serving every listener of an app with uvicorn in one process (imported only by `app.run()`).
 
 It knows the app only by what it serves (the `Servable` protocol), so it imports nothing of `app`.
+Every listener applies the app's `ServerLimits` (connections.py): a read deadline per request, one cap
+on the connections of the whole process, and the keep-alive timeout.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Protocol
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
+from .connections import ConnectionCap, ServingConfig, descriptors_for
+from .limits import ServerLimits
 from .listener import Listener, NamedListenerApp
 
 
@@ -29,10 +33,12 @@ def fastest_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 class Servable(Protocol):
-    """What `serve` needs of an app: the ASGI callable, its route, its proxy setting and its lifespan."""
+    """What `serve` needs of an app: the ASGI callable, its route, its proxy setting, the limits of a
+    served process and its lifespan."""
 
     path: str
     trust_forwarded_headers: bool
+    limits: ServerLimits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
 
@@ -58,10 +64,14 @@ async def serve(
     graceful_timeout: int = 30,
 ) -> None:
     """Serve `app` on every listener until SIGINT/SIGTERM, letting in-flight handlers finish."""
+    cap = ConnectionCap(descriptors_for(app.limits.max_connections))
     servers = [
         _ListenerServer(
-            uvicorn.Config(
+            ServingConfig(
                 NamedListenerApp(app, listener.name),
+                limits=app.limits,
+                cap=cap,
+                listener=listener.name,
                 host=listener.host,
                 port=listener.port,
                 lifespan="off",  # the app's lifespan runs once below, not once per listener
@@ -99,6 +109,7 @@ async def serve(
     async with app.lifespan():
         for listener in listeners:
             logger.info("[%s] receiving Twilio callbacks at %s", listener.name, listener.url(app.path))
+        logger.info("connection limits: %s", app.limits.describe())
         started = await asyncio.gather(
             *(serve_one(s, lst) for s, lst in zip(servers, listeners, strict=True))
         )
