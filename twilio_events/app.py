@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .channels import CallChannel, Channel, Handler, SmsChannel
 from .channels_streams import StreamsChannel
@@ -27,6 +27,7 @@ from .config import (
 )
 from .delivery import DeliverySettings, Dispatcher, RetryPolicy
 from .http.endpoint import Endpoint
+from .http.handshake import answer_handshake
 from .http.responses import refuse
 from .limits import ServerLimits
 from .listener import Listener
@@ -257,24 +258,23 @@ class TwilioEvents:
         self._client = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            if not self._started:  # mounted without the parent forwarding lifespan events
-                self._mounted_at = self._mounted_at or str(scope.get("root_path", ""))
-                try:
-                    await self.startup()
-                except StoreUnavailable as exc:
-                    logger.error("cannot start: the store is unavailable: %s", exc)
-                except ConfigurationError as exc:  # never run a callback the app cannot check
-                    logger.error("cannot start: %s", exc)
-                    await refuse(500, "Internal Server Error: the service is not configured")(
-                        scope, receive, send
-                    )
-                    return
-            await self._endpoint(scope, receive, send)
-        elif scope["type"] == "lifespan":
+        if scope["type"] == "lifespan":
             await self._handle_lifespan(receive, send)
-        else:
-            await send({"type": "websocket.close", "code": 1000})
+            return
+        endpoint: ASGIApp = self._endpoint
+        if not self._started:  # mounted without the parent forwarding lifespan events
+            self._mounted_at = self._mounted_at or str(scope.get("root_path", ""))
+            try:
+                await self.startup()
+            except StoreUnavailable as exc:
+                logger.error("cannot start: the store is unavailable: %s", exc)
+            except ConfigurationError as exc:  # never run a callback the app cannot check
+                logger.error("cannot start: %s", exc)
+                endpoint = refuse(500, "Internal Server Error: the service is not configured")
+        if scope["type"] == "http":
+            await endpoint(scope, receive, send)
+        else:  # a WebSocket handshake gets the answer a GET would: 405 on the webhook path
+            await answer_handshake(endpoint, scope, receive, send)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, parent: object = None) -> AsyncIterator[None]:
