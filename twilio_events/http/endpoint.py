@@ -1,7 +1,7 @@
 """The webhook endpoint: one callback's way from the ASGI scope to the answer, checked in order.
 
-method -> HTTP credentials -> headers -> body -> form -> signature -> account -> what kind of request ->
-delivery -> answer.
+method -> upgrade -> HTTP credentials -> headers -> body -> form -> signature -> account -> what kind of
+request -> delivery -> answer.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ..listener import LISTENER_SCOPE_KEY
 from ..security import SIGNATURE_HEADER, Refusal, RefusalLog, RequestVerifier, callback_url, explain
 from ..streams import JSON_MEDIA_TYPES, NotCloudEvents, parse_batch
 from .forms import parse_form
-from .request import ClientDisconnected, Rejected, check_content_type, header, read_body
+from .request import ClientDisconnected, Rejected, check_content_type, check_no_upgrade, header, read_body
 from .responses import refuse
 
 STREAMS_BODY_FACTOR = 16
@@ -85,6 +85,7 @@ class Endpoint:
     async def _respond(self, scope: Scope, receive: Receive) -> Response:
         if scope["method"] != "POST":
             raise Rejected(405, "Method Not Allowed: Twilio callbacks are POST requests", {"Allow": "POST"})
+        check_no_upgrade(scope)
         self._check_credentials(scope)
         signature = header(scope, SIGNATURE_HEADER)
         if self.verifier.validate_signature and not signature:
@@ -100,6 +101,7 @@ class Endpoint:
         """An Event Streams batch: every CloudEvent to its channel's handlers, acknowledged as one."""
         if scope["method"] != "POST":
             raise Rejected(405, "Method Not Allowed: Event Streams posts its events", {"Allow": "POST"})
+        check_no_upgrade(scope)
         self._check_credentials(scope)
         signature = header(scope, SIGNATURE_HEADER)
         if self.verifier.validate_signature and not signature:
