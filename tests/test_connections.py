@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from twilio_events import CallEvent, CallStatus, TwilioEvents
-from twilio_events.connections import ConnectionCap, ServingConfig
+from twilio_events.capacity import ConnectionCap
+from twilio_events.connections import ServingConfig
 from twilio_events.limits import ServerLimits
 from twilio_events.testing import call_payload
 
@@ -240,3 +241,19 @@ def test_an_idle_connection_closes_after_the_keep_alive_timeout(
         answered = time.monotonic()
         assert seconds_until_closed(sock, answered) <= 1 + SLACK
     assert DEADLINE > 1 + SLACK
+
+
+def test_a_head_over_16_kib_is_refused(bounded: Callable[..., LiveServer]) -> None:
+    app, _ = slow_app(0)
+    live = bounded(app)
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(
+        b"X-Padding-%d: %s\r\n" % (i, b"a" * 1000) for i in range(20)
+    )
+
+    with connect(live.port) as sock:
+        sock.sendall(head)  # 20 KiB of head, still unfinished
+        answer = read_response(sock)
+        seconds_until_closed(sock, 0.0)
+
+    assert answer.status in (400, 431)  # h11's own limit of the same size answers 400
+    assert exchange(live.port, request_bytes("GET", "/health", live.port)).status == 200

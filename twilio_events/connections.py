@@ -10,9 +10,13 @@ at the level that sees them, the connection, by extending uvicorn's HTTP protoco
   connection is closed (the app, waiting in `receive()`, sees a disconnect). The deadline is not moved
   by each byte, so a client trickling a byte at a time gains nothing; a handler's own time is never
   counted, and idle time between requests is left to uvicorn's `timeout_keep_alive`.
+- The head size: h11 refuses (400) a request head still unfinished past 16 KiB; httptools has no limit
+  of its own, so the httptools protocol here refuses (431) a head over MAX_HEAD_SIZE, the same 16 KiB:
+  a head arriving fast enough to beat the deadline could otherwise fill the memory.
 - The cap: a process serves at most `max_connections` connections at once, over all its listeners.
   A connection beyond it is answered 503 and closed at once, before anything is read, so it holds
-  neither a slot nor a file descriptor; a WARNING says so, at most every 10 s with a count.
+  neither a slot nor a file descriptor; a WARNING says so, at most every 10 s with a count
+  (capacity.py).
 
 uvicorn's own `limit_concurrency` is not used: it still accepts and keeps every connection, and answers
 503 only to requests whose head has arrived, so idle clients holding the slots would make it refuse
@@ -23,65 +27,37 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import http
 import logging
-import time
 from typing import Any, Literal, Protocol
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from .capacity import ConnectionCap
 from .limits import ServerLimits
 
 logger = logging.getLogger("twilio_events")
 
 Parser = Literal["auto", "httptools", "h11"]
 
-REFUSAL = (
-    b"HTTP/1.1 503 Service Unavailable\r\n"
-    b"content-type: text/plain; charset=utf-8\r\n"
-    b"content-length: 67\r\n"
-    b"connection: close\r\n"
-    b"\r\n"
-    b"Service Unavailable: too many open connections, try again shortly\n"
+
+def plain_response(status: int, text: str) -> bytes:
+    """A whole HTTP/1.1 response with a one-line text body, closing the connection."""
+    body = (text + "\n").encode("utf-8")
+    head = (
+        f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+MAX_HEAD_SIZE = 16 * 1024
+"""Bytes of request line and headers accepted, as h11's default; Twilio's heads take about 1 KiB."""
+REFUSAL = plain_response(503, "Service Unavailable: too many open connections, try again shortly")
+HEAD_TOO_LARGE = plain_response(
+    431, f"Request Header Fields Too Large: the request head exceeds {MAX_HEAD_SIZE} bytes"
 )
-WARNING_INTERVAL = 10.0
-"""Seconds between two warnings that the cap refuses connections."""
-RESERVED_DESCRIPTORS = 64
-"""File descriptors kept for the store, logs and the listening sockets beside client connections."""
-
-
-class ConnectionCap:
-    """Counts the connections open in this process; refuses (and reports) those beyond `limit`."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.open = 0
-        self._refused = 0
-        self._next_warning = 0.0
-
-    def admit(self, listener: str) -> bool:
-        """Take a slot for a new connection; False when all are taken."""
-        if self.open < self.limit:
-            self.open += 1
-            return True
-        self._refused += 1
-        now = time.monotonic()
-        if now >= self._next_warning:
-            logger.warning(
-                "[%s] connection limit reached: %d connections open (max_connections=%d); refused %d new "
-                "connection(s) with 503 since the last warning",
-                listener,
-                self.open,
-                self.limit,
-                self._refused,
-            )
-            self._refused = 0
-            self._next_warning = now + WARNING_INTERVAL
-        return False
-
-    def release(self) -> None:
-        """Give back the slot of a connection that closed (or left HTTP for a WebSocket)."""
-        self.open -= 1
 
 
 class ServingConfig(uvicorn.Config):
@@ -117,7 +93,37 @@ def protocol_class(parser: Parser) -> type[asyncio.Protocol]:
         else:
 
             class BoundedHttpToolsProtocol(_Bounded, HttpToolsProtocol):
-                """uvicorn's httptools protocol with the read deadline and the connection cap."""
+                """uvicorn's httptools protocol with the read deadline, the connection cap and a limit
+                on the size of a request head."""
+
+                _head_size = 0
+                _head_too_large = False
+
+                def on_message_begin(self) -> None:
+                    super().on_message_begin()
+                    self._head_size = 0
+
+                def on_url(self, url: bytes) -> None:
+                    self._count_head(len(url))
+                    super().on_url(url)
+
+                def on_header(self, name: bytes, value: bytes) -> None:
+                    self._count_head(len(name) + len(value) + 4)
+                    super().on_header(name, value)
+
+                def _count_head(self, size: int) -> None:
+                    self._head_size += size
+                    if self._head_size > MAX_HEAD_SIZE:
+                        self._head_too_large = True
+                        raise ValueError("request head too large")  # stops the parser: see below
+
+                def send_400_response(self, msg: str) -> None:
+                    """uvicorn's answer to a parser error, which a head too large is made to be."""
+                    if not self._head_too_large:
+                        super().send_400_response(msg)
+                        return
+                    self.transport.write(HEAD_TOO_LARGE)
+                    self.transport.close()
 
                 def on_response_complete(self) -> None:
                     super().on_response_complete()
@@ -132,34 +138,6 @@ def protocol_class(parser: Parser) -> type[asyncio.Protocol]:
 
             return BoundedHttpToolsProtocol
     return BoundedH11Protocol
-
-
-def descriptors_for(limit: int) -> int:
-    """`limit`, or fewer when the process may not open that many files; raises the soft limit if it can."""
-    try:
-        import resource
-    except ImportError:  # Windows: no such limit to check
-        return limit
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = limit + RESERVED_DESCRIPTORS
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError):
-            pass
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        fitted = max(1, soft - RESERVED_DESCRIPTORS)
-        logger.warning(
-            "max_connections=%d does not fit the process's %d file descriptors (ulimit -n): serving at most "
-            "%d connections",
-            limit,
-            soft,
-            fitted,
-        )
-        return fitted
-    return limit
 
 
 class _Cycle(Protocol):

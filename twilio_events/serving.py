@@ -18,7 +18,8 @@ from typing import Protocol
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from .connections import ConnectionCap, ServingConfig, descriptors_for
+from .capacity import ConnectionCap, descriptors_for
+from .connections import ServingConfig
 from .limits import ServerLimits
 from .listener import Listener, NamedListenerApp
 
