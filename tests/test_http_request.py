@@ -1,8 +1,9 @@
 """What the HTTP edge refuses before parsing a form, on real servers: a request that asks to switch
-protocols (h2c), and a form declared in a charset other than UTF-8."""
+protocols (h2c), a form declared in a charset other than UTF-8, and a body that does not arrive."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from urllib.parse import urlencode
 
@@ -117,3 +118,20 @@ def test_undeclared_latin1_is_a_400_saying_only_utf8(serve: Callable[..., LiveSe
         "Bad Request: malformed form body: only UTF-8 is accepted, as Twilio sends it"
     )
     assert handled == []
+
+
+@pytest.mark.parametrize("parser", ["httptools", "h11"])
+def test_a_stalled_body_gets_408_under_plain_uvicorn(serve: Callable[..., LiveServer], parser: str) -> None:
+    app = TwilioEvents(auth_token=TOKEN, read_timeout=1)
+    live = serve(app, http=parser)  # uvicorn's own protocol: no read deadline of its own
+    payload = call_payload(CallStatus.RINGING).items()
+    whole = signed_callback(live.port, payload)
+
+    with connect(live.port) as sock:
+        sock.sendall(whole[:-10])  # all but the last 10 bytes of the body, then silence
+        started = time.monotonic()
+        answer = read_response(sock)
+        assert seconds_until_closed(sock, started) <= 1 + 2
+
+    assert answer.status == 408
+    assert answer.text == "Request Timeout: the body did not arrive within 1 s (read_timeout)\n"

@@ -193,6 +193,7 @@ class TwilioEvents:
             trust_forwarded_headers=trust_forwarded_headers,
             max_body_size=max_body_size,
             streams_path=_below(self.path, event_streams_path),
+            read_timeout=self.limits.read_timeout,
         )
 
     def __repr__(self) -> str:

@@ -45,6 +45,8 @@ class Endpoint:
     max_body_size: int
     streams_path: str | None = None
     """Where an Event Streams webhook sink posts its CloudEvents (None: not received)."""
+    read_timeout: float | None = None
+    """Seconds the body may take to arrive (408 after); None: no limit of the app's own."""
 
     @property
     def health_path(self) -> str:
@@ -91,7 +93,7 @@ class Endpoint:
         if self.verifier.validate_signature and not signature:
             self._refuse(Refusal("no-signature"), scope, Params(), "")
         check_content_type(scope)
-        params = parse_form(await read_body(scope, receive, self.max_body_size))
+        params = parse_form(await read_body(scope, receive, self.max_body_size, self.read_timeout))
         self._check_signature(scope, params, signature or "")
         callback = _recognise(params, header(scope, IDEMPOTENCY_HEADER))
         channel = self.channels[callback.channel]
@@ -112,7 +114,7 @@ class Endpoint:
             raise Rejected(
                 415, f"Unsupported Media Type: an Event Streams sink posts application/json, got {shown}"
             )
-        body = await read_body(scope, receive, self.max_body_size * STREAMS_BODY_FACTOR)
+        body = await read_body(scope, receive, self.max_body_size * STREAMS_BODY_FACTOR, self.read_timeout)
         try:
             batch = [Params.from_pairs(event.params()) for event in parse_batch(body)]
         except NotCloudEvents as exc:

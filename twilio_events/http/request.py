@@ -1,6 +1,8 @@
-"""Reading a callback request: its headers, its content type, and its body within a size limit."""
+"""Reading a callback request: its headers, its content type, and its body within a size and a time limit."""
 
 from __future__ import annotations
+
+import asyncio
 
 from starlette.types import Receive, Scope
 
@@ -58,8 +60,21 @@ def check_no_upgrade(scope: Scope) -> None:
     )
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole body; 413 as soon as it is known to exceed `limit` bytes, reading no further."""
+async def read_body(scope: Scope, receive: Receive, limit: int, timeout: float | None = None) -> bytes:
+    """The whole body; 413 as soon as it is known to exceed `limit` bytes, reading no further; 408 when
+    it has not all arrived within `timeout` seconds (under any server: the app's own bound)."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read_body(scope, receive, limit)
+    except TimeoutError:
+        raise Rejected(
+            408,
+            f"Request Timeout: the body did not arrive within {timeout:g} s (read_timeout)",
+            {"Connection": "close"},
+        ) from None
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     declared = header(scope, b"content-length")
     if declared is not None:
         # isdigit() alone accepts "²"; and int() refuses more than 4,300 digits
