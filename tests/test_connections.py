@@ -52,9 +52,22 @@ STALLED_BODY = (
 )
 
 
-def run_service(spawn: Callable[..., Process], tmp_path: Path, **env: str) -> tuple[Process, int]:
+MOUNTED_APP = """
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from twilio_events import TwilioEvents
+
+events = TwilioEvents()
+app = Starlette(routes=[Mount("/twilio", app=events)], lifespan=events.lifespan)
+"""
+
+
+def run_service(
+    spawn: Callable[..., Process], tmp_path: Path, source: str = APP, **env: str
+) -> tuple[Process, int]:
     """`twilio-events run app.py` on a free port, with the given environment, serving."""
-    (tmp_path / "app.py").write_text(APP, encoding="utf-8")
+    (tmp_path / "app.py").write_text(source, encoding="utf-8")
     port = free_port()
     process = spawn(
         ["-m", "twilio_events", "run", "app.py", "--host", "127.0.0.1", "--port", str(port)],
@@ -98,6 +111,18 @@ def test_silent_stalled_and_trickling_clients_are_disconnected_while_callbacks_a
     process.wait_for_stderr("no whole request within 2 s (read_timeout)", count=3)
     assert "handled ringing" in process.stdout_path.read_text()
     assert "Traceback" not in process.stderr
+
+
+def test_an_app_that_mounts_twilio_events_is_served_with_the_limits_of_the_environment(
+    spawn: Callable[..., Process], tmp_path: Path
+) -> None:
+    process, port = run_service(
+        spawn, tmp_path, MOUNTED_APP, TWILIO_EVENTS_READ_TIMEOUT="1", TWILIO_EVENTS_MAX_CONNECTIONS="50"
+    )
+    process.wait_for_stderr("each request must arrive within 1 s, at most 50 connections at once")
+
+    with connect(port) as silent:
+        assert seconds_until_closed(silent, time.monotonic()) <= 1 + SLACK
 
 
 def test_a_trickled_head_does_not_move_the_deadline(spawn: Callable[..., Process], tmp_path: Path) -> None:

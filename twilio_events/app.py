@@ -328,7 +328,13 @@ class TwilioEvents:
                 asyncio.Runner(loop_factory=fastest_loop()) as runner,
             ):
                 runner.run(
-                    serve(self, self.listeners, log_level=log_level, graceful_timeout=graceful_timeout)
+                    serve(
+                        self,
+                        self.listeners,
+                        log_level=log_level,
+                        graceful_timeout=graceful_timeout,
+                        limits=self.limits,
+                    )
                 )
         except _START_FAILURES as exc:
             logger.error("cannot start: %s", _start_failure(exc))

@@ -1,8 +1,9 @@
 """Serving every listener of an app with uvicorn in one process (imported only by `app.run()`).
 
 It knows the app only by what it serves (the `Servable` protocol), so it imports nothing of `app`.
-Every listener applies the app's `ServerLimits` (connections.py): a read deadline per request, one cap
-on the connections of the whole process, and the keep-alive timeout.
+Every listener applies the `ServerLimits` given (the app's, or those of the environment): a read deadline
+per request (connections.py), one cap on the connections of the whole process (capacity.py), and the
+keep-alive timeout.
 """
 
 from __future__ import annotations
@@ -34,12 +35,10 @@ def fastest_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 class Servable(Protocol):
-    """What `serve` needs of an app: the ASGI callable, its route, its proxy setting, the limits of a
-    served process and its lifespan."""
+    """What `serve` needs of an app: the ASGI callable, its route, its proxy setting and its lifespan."""
 
     path: str
     trust_forwarded_headers: bool
-    limits: ServerLimits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
 
@@ -63,14 +62,22 @@ async def serve(
     *,
     log_level: str = "info",
     graceful_timeout: int = 30,
+    limits: ServerLimits | None = None,
 ) -> None:
-    """Serve `app` on every listener until SIGINT/SIGTERM, letting in-flight handlers finish."""
-    cap = ConnectionCap(descriptors_for(app.limits.max_connections))
+    """Serve `app` on every listener until SIGINT/SIGTERM, letting in-flight handlers finish; `limits`
+    default to those of the environment (TWILIO_EVENTS_READ_TIMEOUT, ...)."""
+    if limits is None:
+        try:
+            limits = ServerLimits.resolve()
+        except ValueError as exc:
+            logger.error("cannot start: %s", exc)
+            raise SystemExit(1) from None
+    cap = ConnectionCap(descriptors_for(limits.max_connections))
     servers = [
         _ListenerServer(
             ServingConfig(
                 NamedListenerApp(app, listener.name),
-                limits=app.limits,
+                limits=limits,
                 cap=cap,
                 listener=listener.name,
                 host=listener.host,
@@ -110,7 +117,7 @@ async def serve(
     async with app.lifespan():
         for listener in listeners:
             logger.info("[%s] receiving Twilio callbacks at %s", listener.name, listener.url(app.path))
-        logger.info("connection limits: %s", app.limits.describe())
+        logger.info("connection limits: %s", limits.describe())
         started = await asyncio.gather(
             *(serve_one(s, lst) for s, lst in zip(servers, listeners, strict=True))
         )
