@@ -42,6 +42,9 @@ def _clean_twilio_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "TWILIO_EVENTS_SHARED_KEYS",
         "TWILIO_EVENTS_BASIC_AUTH",
         "TWILIO_EVENTS_DIGEST_AUTH",
+        "TWILIO_EVENTS_READ_TIMEOUT",
+        "TWILIO_EVENTS_MAX_CONNECTIONS",
+        "TWILIO_EVENTS_KEEP_ALIVE_TIMEOUT",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -107,19 +110,23 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = DEADLINE
 class ServerThread:
     """A real uvicorn server for `app` on a free 127.0.0.1 port, run in a background thread."""
 
-    def __init__(self, app: Any, *, lifespan: str = "off", **config: Any) -> None:
-        self.server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host="127.0.0.1",
-                port=0,
-                lifespan=lifespan,  # type: ignore[arg-type]
-                log_config=None,  # leave logging (and pytest's caplog) alone
-                access_log=False,
-                ws="none",
-                **config,
-            )
-        )
+    def __init__(
+        self,
+        app: Any,
+        *,
+        lifespan: str = "off",
+        config_type: Callable[..., uvicorn.Config] = uvicorn.Config,
+        **config: Any,
+    ) -> None:
+        options: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "port": 0,
+            "lifespan": lifespan,
+            "log_config": None,  # leave logging (and pytest's caplog) alone
+            "access_log": False,
+            "ws": "none",
+        }
+        self.server = uvicorn.Server(config_type(app, **(options | config)))
         self.errors: list[BaseException] = []
         self.thread = threading.Thread(target=self._run, name="uvicorn-test-server", daemon=True)
 
@@ -173,7 +180,8 @@ def _stopping_servers() -> Iterator[list[ServerThread]]:
 
 @pytest.fixture
 def serve(_stopping_servers: list[ServerThread]) -> Iterator[Callable[..., LiveServer]]:
-    """`serve(app, **uvicorn_config)` runs the app on a real uvicorn server for this test."""
+    """`serve(app, **uvicorn_config)` runs the app on a real uvicorn server for this test (`config_type=`
+    another `uvicorn.Config` class, such as twilio_events' own ServingConfig)."""
     started: list[tuple[ServerThread, LiveServer]] = []
 
     def start(app: Any, **config: Any) -> LiveServer:

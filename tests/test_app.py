@@ -8,6 +8,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
+from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
 
 import twilio_events
@@ -211,13 +212,17 @@ def test_the_lifespan_context_manager_can_be_entered_directly(caplog: pytest.Log
     asyncio.run(enter())
 
 
-def test_websockets_are_closed() -> None:
+def test_a_websocket_handshake_gets_the_405_of_a_get() -> None:
     client = TwilioTestClient(TwilioEvents(auth_token=TOKEN))
 
-    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect("/"):
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/"):
         pass
 
-    assert closed.value.code == 1000
+    answer = refused.value
+    assert isinstance(answer, WebSocketDenialResponse)
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "POST"
+    assert answer.text == "Method Not Allowed: Twilio callbacks are POST requests\n"
 
 
 def test_dispatch_is_logged_with_the_handler(caplog: pytest.LogCaptureFixture) -> None:

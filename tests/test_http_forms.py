@@ -13,7 +13,15 @@ from hypothesis import strategies as st
 
 from twilio_events.events import Params
 from twilio_events.http.forms import parse_form, parse_pairs
-from twilio_events.http.request import ClientDisconnected, Rejected, check_content_type, read_body
+from twilio_events.http.request import (
+    ClientDisconnected,
+    Rejected,
+    check_content_type,
+    check_no_upgrade,
+    read_body,
+)
+
+from .conftest import FORM
 
 
 def scope_with(headers: dict[str, str]) -> dict[str, Any]:
@@ -61,6 +69,10 @@ def read(headers: dict[str, str], receiver: Receiver, limit: int) -> bytes:
         "application/x-www-form-urlencoded; charset=utf-8",
         "Application/X-WWW-Form-URLEncoded",
         "  application/x-www-form-urlencoded ;charset=UTF-8",
+        'application/x-www-form-urlencoded; charset="utf-8"',
+        "application/x-www-form-urlencoded; charset=utf8",
+        "application/x-www-form-urlencoded; charset=US-ASCII",
+        "application/x-www-form-urlencoded; format=x",
     ],
 )
 def test_form_content_types_are_accepted(content_type: str) -> None:
@@ -89,6 +101,37 @@ def test_other_content_types_are_415(headers: dict[str, str], shown: str) -> Non
         "Unsupported Media Type: expected application/x-www-form-urlencoded"
     )
     assert refused.value.message.endswith(shown)
+
+
+@pytest.mark.parametrize("charset", ["latin-1", "ISO-8859-1", "windows-1252", "utf-16", ""])
+def test_a_charset_other_than_utf_8_is_415(charset: str) -> None:
+    with pytest.raises(Rejected) as refused:
+        check_content_type(scope_with({"Content-Type": f"{FORM}; charset={charset}"}))
+
+    assert refused.value.status_code == 415
+    assert refused.value.message == (
+        f"Unsupported Media Type: only UTF-8 forms are accepted, as Twilio sends them; got charset={charset}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("connection", "upgrade"),
+    [("Upgrade, HTTP2-Settings", "h2c"), ("upgrade", "websocket"), ("keep-alive, Upgrade", "TLS/1.2")],
+)
+def test_a_request_to_switch_protocols_is_400_and_closes(connection: str, upgrade: str) -> None:
+    with pytest.raises(Rejected) as refused:
+        check_no_upgrade(scope_with({"Connection": connection, "Upgrade": upgrade}))
+
+    assert refused.value.status_code == 400
+    assert f"does not switch protocols (Upgrade: {upgrade})" in refused.value.message
+    assert refused.value.headers == {"Connection": "close"}
+
+
+@pytest.mark.parametrize(
+    "headers", [{"Upgrade": "h2c"}, {"Connection": "upgrade"}, {"Connection": "keep-alive"}, {}]
+)
+def test_no_upgrade_without_both_headers(headers: dict[str, str]) -> None:
+    check_no_upgrade(scope_with(headers))
 
 
 # --- reading the body -----------------------------------------------------------------------------------
@@ -146,6 +189,22 @@ def test_an_invalid_content_length_is_400(declared: str) -> None:
     assert "invalid Content-Length" in refused.value.message
 
 
+def test_a_body_that_does_not_arrive_in_time_is_408_and_closes() -> None:
+    async def stalled() -> dict[str, Any]:
+        await asyncio.sleep(60)
+        raise AssertionError("not cancelled")
+
+    async def read_stalled() -> bytes:
+        return await read_body(scope_with({}), stalled, 100, timeout=0.05)
+
+    with pytest.raises(Rejected) as refused:
+        asyncio.run(read_stalled())
+
+    assert refused.value.status_code == 408
+    assert refused.value.message == "Request Timeout: the body did not arrive within 0.05 s (read_timeout)"
+    assert refused.value.headers == {"Connection": "close"}
+
+
 def test_a_disconnect_while_reading_is_reported() -> None:
     receiver = Receiver(
         [{"type": "http.request", "body": b"a=", "more_body": True}, {"type": "http.disconnect"}]
@@ -185,7 +244,7 @@ def test_an_empty_body_is_an_empty_form() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"a=1&&b=2", b"a=1&", b"justaname", b"a=1&b", b"Body=\xe9t\xe9", b"Body=%E9t%E9", b"\xff"],
+    [b"a=1&&b=2", b"a=1&", b"justaname", b"a=1&b"],
 )
 def test_a_malformed_form_is_400(body: bytes) -> None:
     with pytest.raises(Rejected) as refused:
@@ -193,6 +252,18 @@ def test_a_malformed_form_is_400(body: bytes) -> None:
 
     assert refused.value.status_code == 400
     assert refused.value.message.startswith("Bad Request: malformed form body (")
+    assert refused.value.__cause__ is None
+
+
+@pytest.mark.parametrize("body", [b"Body=\xe9t\xe9", b"Body=%E9t%E9", b"\xff"])
+def test_a_form_not_in_utf_8_is_400_saying_so(body: bytes) -> None:
+    with pytest.raises(Rejected) as refused:
+        parse_form(body)
+
+    assert refused.value.status_code == 400
+    assert refused.value.message.startswith(
+        "Bad Request: malformed form body: only UTF-8 is accepted, as Twilio sends it ("
+    )
     assert refused.value.__cause__ is None
 
 

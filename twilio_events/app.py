@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .channels import CallChannel, Channel, Handler, SmsChannel
 from .channels_streams import StreamsChannel
@@ -28,7 +28,9 @@ from .config import (
 )
 from .delivery import DeliverySettings, Dispatcher, RetryPolicy
 from .http.endpoint import Endpoint
+from .http.handshake import answer_handshake
 from .http.responses import refuse
+from .limits import ServerLimits
 from .listener import Listener
 from .reconcile import Reconciler, Recovery, watchlist_for
 from .rest import REQUEST_TIMEOUT, check_account_sid, rest_client
@@ -81,6 +83,9 @@ class TwilioEvents:
         reconcile_after: float | timedelta | None = None,
         dedupe_by_status: bool = False,
         visibility_timeout: float | None = None,
+        read_timeout: float | None = None,
+        max_connections: int | None = None,
+        keep_alive_timeout: int | None = None,
     ) -> None:
         """Configure the app.
 
@@ -126,6 +131,10 @@ class TwilioEvents:
             (callback, Event Streams, REST API), instead of once per callback.
         api_base_url / rest_timeout: where `app.client` sends REST calls (default Twilio's API, or
             TWILIO_EVENTS_API_BASE_URL) and how long each may take (seconds).
+        read_timeout / max_connections / keep_alive_timeout: what `run()` (and `twilio-events run`) bound:
+            the seconds a client has to send a whole request (10), the connections open at once in the
+            process (1000), the seconds an idle connection stays open (5); default
+            TWILIO_EVENTS_READ_TIMEOUT, TWILIO_EVENTS_MAX_CONNECTIONS, TWILIO_EVENTS_KEEP_ALIVE_TIMEOUT.
         """
         try:
             credentials, self.account_sid, self.auth_token = load_credentials(
@@ -142,6 +151,10 @@ class TwilioEvents:
         self.validate_signature = validate_signature
         self.path = "/" + path.strip("/") if path.strip("/") else "/"
         self.max_body_size = max_body_size
+        try:
+            self.limits = ServerLimits.resolve(read_timeout, max_connections, keep_alive_timeout)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
         self.listeners: list[Listener] = list(listeners) if listeners else default_listeners()
         self.call = CallChannel()
         self.sms = SmsChannel()
@@ -210,6 +223,7 @@ class TwilioEvents:
             trust_forwarded_headers=trust_forwarded_headers,
             max_body_size=max_body_size,
             streams_path=_below(self.path, event_streams_path),
+            read_timeout=self.limits.read_timeout,
         )
 
     def __repr__(self) -> str:
@@ -275,24 +289,23 @@ class TwilioEvents:
         self._client = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            if not self._started:  # mounted without the parent forwarding lifespan events
-                self._mounted_at = self._mounted_at or str(scope.get("root_path", ""))
-                try:
-                    await self.startup()
-                except StoreUnavailable as exc:
-                    logger.error("cannot start: the store is unavailable: %s", exc)
-                except ConfigurationError as exc:  # never run a callback the app cannot check
-                    logger.error("cannot start: %s", exc)
-                    await refuse(500, "Internal Server Error: the service is not configured")(
-                        scope, receive, send
-                    )
-                    return
-            await self._endpoint(scope, receive, send)
-        elif scope["type"] == "lifespan":
+        if scope["type"] == "lifespan":
             await self._handle_lifespan(receive, send)
-        else:
-            await send({"type": "websocket.close", "code": 1000})
+            return
+        endpoint: ASGIApp = self._endpoint
+        if not self._started:  # mounted without the parent forwarding lifespan events
+            self._mounted_at = self._mounted_at or str(scope.get("root_path", ""))
+            try:
+                await self.startup()
+            except StoreUnavailable as exc:
+                logger.error("cannot start: the store is unavailable: %s", exc)
+            except ConfigurationError as exc:  # never run a callback the app cannot check
+                logger.error("cannot start: %s", exc)
+                endpoint = refuse(500, "Internal Server Error: the service is not configured")
+        if scope["type"] == "http":
+            await endpoint(scope, receive, send)
+        else:  # a WebSocket handshake gets the answer a GET would: 405 on the webhook path
+            await answer_handshake(endpoint, scope, receive, send)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, parent: object = None) -> AsyncIterator[None]:
@@ -363,7 +376,13 @@ class TwilioEvents:
                 asyncio.Runner(loop_factory=fastest_loop()) as runner,
             ):
                 runner.run(
-                    serve(self, self.listeners, log_level=log_level, graceful_timeout=graceful_timeout)
+                    serve(
+                        self,
+                        self.listeners,
+                        log_level=log_level,
+                        graceful_timeout=graceful_timeout,
+                        limits=self.limits,
+                    )
                 )
         except _START_FAILURES as exc:
             logger.error("cannot start: %s", _start_failure(exc))

@@ -1,6 +1,9 @@
 """Serving every listener of an app with uvicorn in one process (imported only by `app.run()`).
 
 It knows the app only by what it serves (the `Servable` protocol), so it imports nothing of `app`.
+Every listener applies the `ServerLimits` given (the app's, or those of the environment): a read deadline
+per request (connections.py), one cap on the connections of the whole process (capacity.py), and the
+keep-alive timeout.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from typing import Protocol
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
+from .capacity import ConnectionCap, descriptors_for
+from .connections import ServingConfig
+from .limits import ServerLimits
 from .listener import Listener, NamedListenerApp
 
 
@@ -56,12 +62,24 @@ async def serve(
     *,
     log_level: str = "info",
     graceful_timeout: int = 30,
+    limits: ServerLimits | None = None,
 ) -> None:
-    """Serve `app` on every listener until SIGINT/SIGTERM, letting in-flight handlers finish."""
+    """Serve `app` on every listener until SIGINT/SIGTERM, letting in-flight handlers finish; `limits`
+    default to those of the environment (TWILIO_EVENTS_READ_TIMEOUT, ...)."""
+    if limits is None:
+        try:
+            limits = ServerLimits.resolve()
+        except ValueError as exc:
+            logger.error("cannot start: %s", exc)
+            raise SystemExit(1) from None
+    cap = ConnectionCap(descriptors_for(limits.max_connections))
     servers = [
         _ListenerServer(
-            uvicorn.Config(
+            ServingConfig(
                 NamedListenerApp(app, listener.name),
+                limits=limits,
+                cap=cap,
+                listener=listener.name,
                 host=listener.host,
                 port=listener.port,
                 lifespan="off",  # the app's lifespan runs once below, not once per listener
@@ -99,6 +117,7 @@ async def serve(
     async with app.lifespan():
         for listener in listeners:
             logger.info("[%s] receiving Twilio callbacks at %s", listener.name, listener.url(app.path))
+        logger.info("connection limits: %s", limits.describe())
         started = await asyncio.gather(
             *(serve_one(s, lst) for s, lst in zip(servers, listeners, strict=True))
         )

@@ -1,7 +1,7 @@
 """The webhook endpoint: one callback's way from the ASGI scope to the answer, checked in order.
 
-method -> HTTP credentials -> headers -> body -> form -> signature -> account -> what kind of request ->
-delivery -> answer.
+method -> upgrade -> HTTP credentials -> headers -> body -> form -> signature -> account -> what kind of
+request -> delivery -> answer.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ..listener import LISTENER_SCOPE_KEY
 from ..security import SIGNATURE_HEADER, Refusal, RefusalLog, RequestVerifier, callback_url, explain
 from ..streams import JSON_MEDIA_TYPES, NotCloudEvents, parse_batch
 from .forms import parse_form
-from .request import ClientDisconnected, Rejected, check_content_type, header, read_body
+from .request import ClientDisconnected, Rejected, check_content_type, check_no_upgrade, header, read_body
 from .responses import refuse
 
 STREAMS_BODY_FACTOR = 16
@@ -45,6 +45,8 @@ class Endpoint:
     max_body_size: int
     streams_path: str | None = None
     """Where an Event Streams webhook sink posts its CloudEvents (None: not received)."""
+    read_timeout: float | None = None
+    """Seconds the body may take to arrive (408 after); None: no limit of the app's own."""
 
     @property
     def health_path(self) -> str:
@@ -85,12 +87,13 @@ class Endpoint:
     async def _respond(self, scope: Scope, receive: Receive) -> Response:
         if scope["method"] != "POST":
             raise Rejected(405, "Method Not Allowed: Twilio callbacks are POST requests", {"Allow": "POST"})
+        check_no_upgrade(scope)
         self._check_credentials(scope)
         signature = header(scope, SIGNATURE_HEADER)
         if self.verifier.validate_signature and not signature:
             self._refuse(Refusal("no-signature"), scope, Params(), "")
         check_content_type(scope)
-        params = parse_form(await read_body(scope, receive, self.max_body_size))
+        params = parse_form(await read_body(scope, receive, self.max_body_size, self.read_timeout))
         self._check_signature(scope, params, signature or "")
         callback = _recognise(params, header(scope, IDEMPOTENCY_HEADER))
         channel = self.channels[callback.channel]
@@ -100,6 +103,7 @@ class Endpoint:
         """An Event Streams batch: every CloudEvent to its channel's handlers, acknowledged as one."""
         if scope["method"] != "POST":
             raise Rejected(405, "Method Not Allowed: Event Streams posts its events", {"Allow": "POST"})
+        check_no_upgrade(scope)
         self._check_credentials(scope)
         signature = header(scope, SIGNATURE_HEADER)
         if self.verifier.validate_signature and not signature:
@@ -110,7 +114,7 @@ class Endpoint:
             raise Rejected(
                 415, f"Unsupported Media Type: an Event Streams sink posts application/json, got {shown}"
             )
-        body = await read_body(scope, receive, self.max_body_size * STREAMS_BODY_FACTOR)
+        body = await read_body(scope, receive, self.max_body_size * STREAMS_BODY_FACTOR, self.read_timeout)
         try:
             batch = [Params.from_pairs(event.params()) for event in parse_batch(body)]
         except NotCloudEvents as exc:

@@ -12,7 +12,11 @@ def parse_form(body: bytes) -> Params:
     """The form's parameters in order; 400 for anything that is not valid form encoding of UTF-8."""
     try:
         pairs = parse_pairs(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except UnicodeDecodeError as exc:
+        raise Rejected(
+            400, f"Bad Request: malformed form body: only UTF-8 is accepted, as Twilio sends it ({exc})"
+        ) from None
+    except ValueError as exc:
         raise Rejected(400, f"Bad Request: malformed form body ({exc})") from None
     return Params.from_pairs(pairs)
 
