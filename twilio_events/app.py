@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -20,18 +18,22 @@ from .config import (
     NO_TOKEN_MESSAGE,
     VALIDATE_SIGNATURE_ENV,
     ConfigurationError,
+    below,
     default_listeners,
     delivery_mode,
     env_flag,
     mount_path,
+    seconds,
     store_for,
 )
 from .delivery import DeliverySettings, Dispatcher, RetryPolicy
 from .http.endpoint import Endpoint
 from .http.handshake import answer_handshake
 from .http.responses import refuse
+from .lifecycle import Lifecycle
 from .limits import ServerLimits
 from .listener import Listener
+from .logs import log_ready, warn_validation_off
 from .reconcile import Reconciler, Recovery, watchlist_for
 from .rest import REQUEST_TIMEOUT, check_account_sid, rest_client
 from .security import RefusalLog, RequestVerifier, SharedKey, load_credentials
@@ -46,8 +48,6 @@ __all__ = ["ConfigurationError", "TwilioEvents"]
 logger = logging.getLogger("twilio_events")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_START_FAILURES = (ConfigurationError, StoreUnavailable)
 
 
 class TwilioEvents:
@@ -180,11 +180,11 @@ class TwilioEvents:
         self.delivery = mode
         self.ordering = ordering
         self.store = store_for(mode, store)
-        window = dedupe_window.total_seconds() if isinstance(dedupe_window, timedelta) else dedupe_window
+        window = float(seconds(dedupe_window) or 0.0)
         settings = DeliverySettings(
             durable=mode == "durable",
             ordering=ordering,
-            dedupe_window=float(window),
+            dedupe_window=window,
             retry=RetryPolicy(max_attempts=max_attempts, base_delay=retry_delay),
             workers=workers,
             lease=lease if visibility_timeout is None else visibility_timeout,
@@ -192,27 +192,20 @@ class TwilioEvents:
             status_keys="all" if dedupe_by_status else "final" if reconcile_after is not None else None,
             consumer=consumer,
         )
-        self.reconcile_after = _seconds(reconcile_after)
-        reconciler = (
-            Reconciler(
-                watchlist_for(self.store),
-                self.store,
-                lambda: self.client,
-                after=self.reconcile_after,
-                max_age=float(window),
-            )
-            if self.reconcile_after is not None
-            else None
-        )
+        self.reconcile_after = seconds(reconcile_after)
+        reconciler = None
+        if self.reconcile_after is not None:
+            watchlist = watchlist_for(self.store)
+            after, client = self.reconcile_after, lambda: self.client
+            reconciler = Reconciler(watchlist, self.store, client, after=after, max_age=window)
         self._dispatcher = Dispatcher(self.channels, self.store, settings, reconciler)
-        self._started = False
-        self._start_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._lifecycle = Lifecycle(self._start, self._dispatcher.stop)
         self._client: Client | None = None
         self._rest_settings = (api_base_url, rest_timeout)
         self._mounted_at = ""
         self._credentials = credentials  # without any, and validation on, the app refuses to start
         if not validate_signature:
-            _warn_validation_off()
+            warn_validation_off()
         self._endpoint = Endpoint(
             path=self.path,
             channels=self.channels,
@@ -222,7 +215,7 @@ class TwilioEvents:
             public_url=public_url,
             trust_forwarded_headers=trust_forwarded_headers,
             max_body_size=max_body_size,
-            streams_path=_below(self.path, event_streams_path),
+            streams_path=below(self.path, event_streams_path),
             read_timeout=self.limits.read_timeout,
         )
 
@@ -290,10 +283,10 @@ class TwilioEvents:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self._handle_lifespan(receive, send)
+            await self._lifecycle.serve_lifespan(receive, send)
             return
         endpoint: ASGIApp = self._endpoint
-        if not self._started:  # mounted without the parent forwarding lifespan events
+        if not self._lifecycle.started:  # mounted without the parent forwarding lifespan events
             self._mounted_at = self._mounted_at or str(scope.get("root_path", ""))
             try:
                 await self.startup()
@@ -321,143 +314,35 @@ class TwilioEvents:
     async def startup(self) -> None:
         """Open the store (running again what a stopped process left unfinished) and start workers;
         ConfigurationError when signatures are to be validated and no auth token is configured."""
-        async with self._lock():
-            if self._started:
-                return
-            self.check_configuration()
-            self._log_startup()
-            await self._dispatcher.start()
-            self._started = True
+        await self._lifecycle.startup()
 
     async def shutdown(self) -> None:
         """Let running handlers finish (within shutdown_grace), then close the store."""
-        async with self._lock():
-            if not self._started:
-                return
-            self._started = False
-            await self._dispatcher.stop()
+        await self._lifecycle.shutdown()
+
+    async def _start(self) -> None:
+        self.check_configuration()
+        durable_store = self.store if self.delivery == "durable" else None
+        log_ready(self.route, self.channels, validated=self.validate_signature, durable_store=durable_store)
+        await self._dispatcher.start()
 
     async def reconcile(self, *, since: float | None = None, dry_run: bool = False) -> list[Recovery]:
         """One reconciliation pass now, over the calls and messages last seen within `since` seconds (every
         one due, by default); `dry_run` only reports what Twilio says. Works with the app started or not."""
-        reconciler = self._dispatcher.reconciler
-        if reconciler is None:
+        if self._dispatcher.reconciler is None:
             raise ConfigurationError("reconciliation is off: set TwilioEvents(reconcile_after=...)")
-        now = time.time()
-        bounds: dict[str, float] = {"seen_before": now, "seen_after": now - since} if since else {}
-        deliver = None if dry_run else self._dispatcher.deliver_recovered
-        if self._started:
-            return await reconciler.run_pass(deliver, **bounds)
-        await self.store.open(recover=False)
-        try:
-            return await reconciler.run_pass(deliver, **bounds)
-        finally:
-            await reconciler.watchlist.close()
-            await self.store.close()
-
-    def _lock(self) -> asyncio.Lock:
-        """The start/stop lock of the running loop (an app may start again in a new loop, as tests do)."""
-        loop = asyncio.get_running_loop()
-        if self._start_lock is None or self._start_lock[0] is not loop:
-            self._start_lock = (loop, asyncio.Lock())
-        return self._start_lock[1]
+        return await self._dispatcher.reconcile(since, dry_run=dry_run, started=self._lifecycle.started)
 
     def run(self, *, log_level: str = "info", graceful_timeout: int = 30) -> None:
         """Serve every listener in this process until interrupted; in-flight handlers finish first."""
-        if not logging.getLogger().handlers:
-            logging.basicConfig(
-                level=log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-            )
-        from .serving import fastest_loop, serve  # uvicorn is imported only by a process that serves
+        from .serving import run_app  # uvicorn is imported only by a process that serves
 
-        try:
-            with (
-                contextlib.suppress(KeyboardInterrupt),
-                asyncio.Runner(loop_factory=fastest_loop()) as runner,
-            ):
-                runner.run(
-                    serve(
-                        self,
-                        self.listeners,
-                        log_level=log_level,
-                        graceful_timeout=graceful_timeout,
-                        limits=self.limits,
-                    )
-                )
-        except _START_FAILURES as exc:
-            logger.error("cannot start: %s", _start_failure(exc))
-            raise SystemExit(1) from None
-
-    async def _handle_lifespan(self, receive: Receive, send: Send) -> None:
-        message = await receive()
-        assert message["type"] == "lifespan.startup"
-        try:
-            await self.startup()
-        except _START_FAILURES as exc:
-            logger.error("cannot start: %s", _start_failure(exc))
-            await send({"type": "lifespan.startup.failed", "message": _start_failure(exc)})
-            return
-        await send({"type": "lifespan.startup.complete"})
-        message = await receive()
-        assert message["type"] == "lifespan.shutdown"
-        await self.shutdown()
-        await send({"type": "lifespan.shutdown.complete"})
-
-    def _log_startup(self) -> None:
-        _ensure_log_output()
-        counts = f"{len(self.call.handlers)} call and {len(self.sms.handlers)} message handlers"
-        others = [
-            f"{len(channel.handlers)} {name}"
-            for name, channel in self.channels.items()
-            if name not in ("call", "sms") and channel.handlers
-        ]
-        if others:
-            counts += f" (and {', '.join(others)})"
-        if self.delivery == "durable":
-            logger.info("durable delivery: events are stored in %s before they are acknowledged", self.store)
-        if not self.validate_signature:
-            _warn_validation_off()
-            logger.info("twilio_events ready at %s with %s", self.route, counts)
-        else:
-            logger.info("twilio_events ready at %s with %s; signatures validated", self.route, counts)
+        run_app(
+            self, self.listeners, log_level=log_level, graceful_timeout=graceful_timeout, limits=self.limits
+        )
 
     @property
     def route(self) -> str:
         """Where callbacks are received, with the mount point when this app is mounted in another."""
         prefix = self._mounted_at.rstrip("/")
         return prefix + self.path if prefix else self.path
-
-
-def _seconds(value: float | timedelta | None) -> float | None:
-    return value.total_seconds() if isinstance(value, timedelta) else value
-
-
-def _below(path: str, subpath: str | None) -> str | None:
-    """`subpath` under the app's `path` ("/twilio/" and "events" make "/twilio/events")."""
-    if subpath is None or not subpath.strip("/"):
-        return None
-    return path.rstrip("/") + "/" + subpath.strip("/")
-
-
-def _start_failure(exc: Exception) -> str:
-    """What stopped the start, in words."""
-    if isinstance(exc, StoreUnavailable):
-        return f"the store is unavailable: {exc}"
-    return str(exc)
-
-
-def _ensure_log_output() -> None:
-    """Show this package's INFO lines when nothing configured logging (plain `uvicorn module:app`)."""
-    if logger.handlers or logging.getLogger().handlers or logger.level != logging.NOTSET:
-        return
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-
-
-def _warn_validation_off() -> None:
-    logger.warning(
-        "X-Twilio-Signature validation is OFF: anyone who can reach this service can fake Twilio "
-        "callbacks. Use this only for local development."
-    )

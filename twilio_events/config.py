@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Any
 
 from .listener import Listener
-from .stores import MemoryStore, Store, open_store
+from .stores import MemoryStore, Store, StoreUnavailable, open_store
 
 DEFAULT_STORE = "sqlite:///twilio_events.db"
 """The durable store when none is given: a file in the working directory."""
@@ -24,6 +25,29 @@ NO_TOKEN_MESSAGE = (
 
 class ConfigurationError(RuntimeError):
     """The app cannot run as configured; the message says what to set."""
+
+
+START_FAILURES = (ConfigurationError, StoreUnavailable)
+"""What stops an app from starting (and what the start-up reports in one line)."""
+
+
+def start_failure(exc: Exception) -> str:
+    """What stopped the start, in words."""
+    if isinstance(exc, StoreUnavailable):
+        return f"the store is unavailable: {exc}"
+    return str(exc)
+
+
+def seconds(value: float | timedelta | None) -> float | None:
+    """A duration given as seconds or a timedelta, in seconds."""
+    return value.total_seconds() if isinstance(value, timedelta) else value
+
+
+def below(path: str, subpath: str | None) -> str | None:
+    """`subpath` under the app's `path` ("/twilio/" and "events" make "/twilio/events"); None for none."""
+    if subpath is None or not subpath.strip("/"):
+        return None
+    return path.rstrip("/") + "/" + subpath.strip("/")
 
 
 def env_flag(name: str, *, default: bool) -> bool:

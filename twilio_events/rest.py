@@ -6,13 +6,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
-
-from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
-from twilio.http.http_client import TwilioHttpClient
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from twilio.base.exceptions import TwilioException
     from twilio.rest import Client
 
 TWILIO_API = "https://api.twilio.com"
@@ -25,20 +22,6 @@ _ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
 
 class CredentialsError(ValueError):
     """The account SID or auth token is missing or malformed; the message says what to set."""
-
-
-class RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no type hints
-    """Sends the SDK's requests to another base URL (a Twilio API fake or a proxy) instead of Twilio's."""
-
-    def __init__(self, base_url: str, timeout: float = REQUEST_TIMEOUT) -> None:
-        super().__init__(timeout=timeout)
-        self.base_url = base_url.rstrip("/")
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        parts = urlsplit(url)
-        base = urlsplit(self.base_url)
-        rebased = urlunsplit((base.scheme, base.netloc, base.path + parts.path, parts.query, ""))
-        return super().request(method, rebased, *args, **kwargs)
 
 
 def check_account_sid(account_sid: str) -> str:
@@ -67,7 +50,11 @@ def rest_client(
             "(Twilio Console > Account > API keys & tokens)"
         )
     check_account_sid(account_sid)
-    from twilio.rest import Client  # imported here: heavy, and most webhooks never need it
+    # imported here: heavy (requests), and most webhooks never need them
+    from twilio.http.http_client import TwilioHttpClient
+    from twilio.rest import Client
+
+    from .rest_http import RebasedHttpClient
 
     base_url = api_base_url or os.environ.get(API_BASE_URL_ENV) or None
     http_client = RebasedHttpClient(base_url, timeout) if base_url else TwilioHttpClient(timeout=timeout)
@@ -76,6 +63,8 @@ def rest_client(
 
 def explain(exc: TwilioException) -> str:
     """One line that says what the Twilio API refused and why, with the error's documentation link."""
+    from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+
     if isinstance(exc, TwilioRestException):
         message = str(exc.msg)
         if message.startswith("Unable to") and ": " in message:  # the SDK's prefix: "Unable to fetch record"

@@ -20,6 +20,7 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from .capacity import ConnectionCap, descriptors_for
+from .config import START_FAILURES, start_failure
 from .connections import ServingConfig
 from .limits import ServerLimits
 from .listener import Listener, NamedListenerApp
@@ -54,6 +55,32 @@ class _ListenerServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def run_app(
+    app: Servable,
+    listeners: Sequence[Listener],
+    *,
+    log_level: str = "info",
+    graceful_timeout: int = 30,
+    limits: ServerLimits | None = None,
+) -> None:
+    """`serve` in a fresh event loop (uvloop when installed) until interrupted; a failed start exits 1."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+        )
+    try:
+        with (
+            contextlib.suppress(KeyboardInterrupt),
+            asyncio.Runner(loop_factory=fastest_loop()) as runner,
+        ):
+            runner.run(
+                serve(app, listeners, log_level=log_level, graceful_timeout=graceful_timeout, limits=limits)
+            )
+    except START_FAILURES as exc:
+        logger.error("cannot start: %s", start_failure(exc))
+        raise SystemExit(1) from None
 
 
 async def serve(

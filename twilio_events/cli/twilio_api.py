@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 
-from ..rest import REQUEST_TIMEOUT, RebasedHttpClient
+from ..rest import REQUEST_TIMEOUT
+from ..rest_http import RebasedHttpClient
 from .output import CommandError, one_line
 
 if TYPE_CHECKING:
@@ -29,7 +30,9 @@ def client(account_sid: str | None, auth_token: str | None, api_base_url: str | 
     from twilio.rest import Client
 
     http_client = (
-        RebasedHttpClient(api_base_url) if api_base_url else TwilioHttpClient(timeout=REQUEST_TIMEOUT)
+        RebasedHttpClient(api_base_url, REQUEST_TIMEOUT)
+        if api_base_url
+        else TwilioHttpClient(timeout=REQUEST_TIMEOUT)
     )
     return Client(account_sid, auth_token, http_client=http_client)
 

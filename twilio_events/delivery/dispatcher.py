@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from typing import Any
 
 from starlette.responses import Response
@@ -11,7 +12,7 @@ from starlette.responses import Response
 from ..channels import Channel, Handler
 from ..events import Params
 from ..kinds import Recognised, RequestKind
-from ..reconcile import CALL_DONE, MESSAGE_DONE, Reconciler
+from ..reconcile import CALL_DONE, MESSAGE_DONE, Reconciler, Recovery
 from ..stores.base import Store, StoreUnavailable
 from ..stores.identity import ConsumerIdentity
 from .durable import DurableDelivery
@@ -114,6 +115,22 @@ class Dispatcher:
             return "failed"
         response = await self.deliver(self.channels[callback.channel], callback, params, "reconcile")
         return "delivered" if response.status_code < 300 else "failed"
+
+    async def reconcile(self, since: float | None, *, dry_run: bool, started: bool) -> list[Recovery]:
+        """One reconciliation pass now (see TwilioEvents.reconcile), opening the store when not started."""
+        reconciler = self.reconciler
+        assert reconciler is not None
+        now = time.time()
+        bounds: dict[str, float] = {"seen_before": now, "seen_after": now - since} if since else {}
+        deliver = None if dry_run else self.deliver_recovered
+        if started:
+            return await reconciler.run_pass(deliver, **bounds)
+        await self.store.open(recover=False)
+        try:
+            return await reconciler.run_pass(deliver, **bounds)
+        finally:
+            await reconciler.watchlist.close()
+            await self.store.close()
 
     async def health(self) -> Response:
         """The health endpoint's answer."""

@@ -56,7 +56,7 @@ class Reconciler:
         client: Callable[[], Client],
         *,
         after: float,
-        max_age: float,
+        max_age: float = 86400.0,
         interval: float | None = None,
         batch: int = 50,
     ) -> None:
