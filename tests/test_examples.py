@@ -23,7 +23,10 @@ from twilio_events.testing import (
     amd_payload,
     call_payload,
     conference_with_two_participants,
+    gather_payload,
     inbound_sms_payload,
+    incoming_call_payload,
+    record_action_payload,
     recorded_call,
     recording_status_payload,
     sign,
@@ -235,6 +238,42 @@ def test_inbound_sms_replies_with_twiml(inbound_sms: Example) -> None:
 
 def test_inbound_sms_does_not_answer_a_status_callback(inbound_sms: Example) -> None:
     assert_acknowledged(inbound_sms.callback(sms_payload(SmsStatus.RECEIVED)))
+
+
+# ivr.py
+
+
+@pytest.fixture(scope="module")
+def ivr(logs: Path) -> Iterator[Example]:
+    command = uvicorn_command("examples.ivr:app")
+    with running(command, logs / "ivr.log", {"TWILIO_AUTH_TOKEN": TOKEN}) as example:
+        yield example
+
+
+def test_ivr_answers_a_call_through_its_menu_to_a_voicemail(ivr: Example) -> None:
+    sid = "CA" + "5" * 32
+    voicemail = record_action_payload(CallSid=sid, RecordingDuration="12")
+    incoming = ivr.callback(incoming_call_payload(CallSid=sid))
+    wrong_key = ivr.callback(gather_payload("7", CallSid=sid))
+    message = ivr.callback(gather_payload("2", CallSid=sid))
+    recorded = ivr.callback(voicemail)
+    ended = ivr.callback(call_payload(CallStatus.COMPLETED, CallSid=sid, CallDuration="40"))
+
+    assert [r.status_code for r in (incoming, wrong_key, message, recorded, ended)] == [200] * 5
+    menu = ET.fromstring(incoming.text).find("Gather/Say")
+    assert menu is not None and (menu.text or "").startswith("Press 1")
+    assert "7 is not an option" in wrong_key.text
+    assert ET.fromstring(message.text).find("Record") is not None
+    assert "Thank you. Goodbye." in recorded.text
+    assert_acknowledged(ended)
+    ivr.wait_for_output(f"{sid}: ended after 40 s\n")
+    assert [line for line in ivr.output.splitlines() if line.startswith(sid)] == [
+        f"{sid}: +14155550100 is calling",
+        f"{sid}: pressed 7",
+        f"{sid}: pressed 2",
+        f"{sid}: voicemail of 12 s at {voicemail['RecordingUrl']}",
+        f"{sid}: ended after 40 s",
+    ]
 
 
 # mounted_fastapi.py
