@@ -20,7 +20,7 @@ from ..payloads_streams import (
 )
 from ..streams import CloudEvent
 from .callbacks import Delivery, Kind, describe
-from .options import env
+from .options import env, sink_url
 from .sending import Reply, Target, exchange, indent, report, signed_url, summarise
 
 
@@ -86,12 +86,6 @@ def send_batches(
             refused.append(reply)
         out.flush()
     return report(sink, refused, posts, "batch(es)", out)
-
-
-def sink_url(url: str, sink_path: str) -> str:
-    """The sink's URL: `sink_path` below the service's URL (the URL itself when the path is empty)."""
-    below = sink_path.strip("/")
-    return url.rstrip("/") + "/" + below if below else url
 
 
 def _line(event: CloudEventDict, width: int) -> str:
