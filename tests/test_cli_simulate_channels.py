@@ -369,3 +369,12 @@ def test_help_for_each_new_kind_has_examples() -> None:
         assert result.returncode == 0
         assert "examples:" in result.stdout and f"twilio-events simulate {kind}" in result.stdout
         assert "--public-url" in result.stdout and "--wait" in result.stdout
+
+
+@pytest.mark.parametrize(("kind", "callbacks"), [("recording", 2), ("transcription", 1), ("amd", 1)])
+def test_duplicates_of_every_kind_run_nothing_twice(fresh: Service, kind: str, callbacks: int) -> None:
+    result = simulate(fresh, kind, "--duplicate", "--seed", "1")
+
+    assert result.stdout.count("(repeat)") >= 1  # something really was sent twice
+    assert len(answered(result)) > callbacks
+    assert len(fresh.events()) == callbacks
