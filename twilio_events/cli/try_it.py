@@ -84,8 +84,10 @@ def try_it(service: Service) -> list[str]:
 def sink_route(service: Service) -> str | None:
     """The URL path of the app's Event Streams sink as served (below any mount), or None without one."""
     app = service.events
-    streams_path: str | None = app._endpoint.streams_path if app is not None else None
-    if app is None or streams_path is None:
+    if app is None:
+        return None
+    streams_path: str | None = app._endpoint.streams_path  # kept only there: event_streams_path under path
+    if streams_path is None:
         return None
     below = streams_path.removeprefix(app.path.rstrip("/"))  # "/events" for an app at "/" or "/twilio/"
     return service.path.rstrip("/") + below
