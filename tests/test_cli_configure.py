@@ -58,6 +58,10 @@ class FakeTwilio(ThreadingHTTPServer):
             }
         }
         self.requests: list[tuple[str, str, dict[str, list[str]]]] = []
+        self.sinks: dict[str, dict[str, Any]] = {}
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.subscribed: dict[str, list[str]] = {}
+        """Each subscription's SID -> the event types it takes."""
 
     @property
     def base_url(self) -> str:
@@ -84,6 +88,8 @@ class _FakeTwilioHandler(BaseHTTPRequestHandler):
         expected = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
         if self.headers.get("Authorization") != expected:
             return self._error(401, 20003, "Authenticate")
+        if parts.path.startswith("/v1/"):  # events.twilio.com/v1/..., rebased by the client
+            return _EventsApi(self).handle(method, parts.path, parse_qs(parts.query), form)
         prefix = f"/2010-04-01/Accounts/{ACCOUNT_SID}/IncomingPhoneNumbers"
         if method == "GET" and parts.path == prefix + ".json":
             wanted = parse_qs(parts.query).get("PhoneNumber", [None])[0]
@@ -120,6 +126,61 @@ class _FakeTwilioHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+class _EventsApi:
+    """Sinks, Subscriptions and SubscribedEvents of events v1, as Twilio's API answers them."""
+
+    def __init__(self, handler: _FakeTwilioHandler) -> None:
+        self.handler = handler
+        self.api = handler.server
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], form: dict[str, list[str]]) -> None:
+        api, parts = self.api, path.strip("/").split("/")
+        if parts == ["v1", "Sinks"] and method == "GET":
+            return self._page("sinks", list(api.sinks.values()), path)
+        if parts == ["v1", "Sinks"]:
+            sid = f"DG{len(api.sinks) + 1:032x}"
+            configuration = json.loads(form["SinkConfiguration"][0])
+            api.sinks[sid] = {
+                "sid": sid,
+                "description": form["Description"][0],
+                "sink_type": form["SinkType"][0],
+                "sink_configuration": configuration,
+                "status": "initialized",
+                "url": f"https://events.twilio.com/v1/Sinks/{sid}",
+            }
+            return self.handler._json(201, api.sinks[sid])
+        if parts == ["v1", "Subscriptions"] and method == "GET":
+            wanted = query.get("SinkSid", [None])[0]
+            found = [s for s in api.subscriptions.values() if wanted in (None, s["sink_sid"])]
+            return self._page("subscriptions", found, path)
+        if parts == ["v1", "Subscriptions"]:
+            if form["SinkSid"][0] not in api.sinks:
+                return self.handler._error(400, 20001, "Sink not found")
+            sid = f"DF{len(api.subscriptions) + 1:032x}"
+            api.subscriptions[sid] = {
+                "sid": sid,
+                "account_sid": ACCOUNT_SID,
+                "description": form["Description"][0],
+                "sink_sid": form["SinkSid"][0],
+            }
+            api.subscribed[sid] = [json.loads(item)["type"] for item in form["Types"]]
+            return self.handler._json(201, api.subscriptions[sid])
+        if len(parts) == 4 and parts[1] == "Subscriptions" and parts[3] == "SubscribedEvents":
+            sid = parts[2]
+            if method == "POST":
+                api.subscribed[sid].append(form["Type"][0])
+                return self.handler._json(201, {"type": form["Type"][0], "subscription_sid": sid})
+            events = [
+                {"type": name, "schema_version": 1, "subscription_sid": sid} for name in api.subscribed[sid]
+            ]
+            return self._page("types", events, path)
+        return self.handler._error(404, 20404, f"The requested resource {path} was not found")
+
+    def _page(self, key: str, items: list[dict[str, Any]], path: str) -> None:
+        meta = {"key": key, "page": 0, "page_size": 50, "next_page_url": None, "url": path}
+        return self.handler._json(200, {key: items, "meta": meta})
 
 
 @pytest.fixture
@@ -283,3 +344,124 @@ def test_help_shows_examples_and_environment() -> None:
     assert result.returncode == 0
     for text in ("examples:", "--dry-run", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "--voice"):
         assert text in result.stdout
+
+
+# --event-streams: a webhook sink for <url>events and its subscription, on events.twilio.com/v1
+
+SINK_URL = PUBLIC_URL + "events"
+STATUS_TYPES = [
+    *(
+        f"com.twilio.messaging.message.{s}"
+        for s in ("queued", "sent", "delivered", "undelivered", "failed", "read")
+    ),
+    "com.twilio.messaging.inbound-message.received",
+    *(
+        f"com.twilio.voice.status-callback.call.{e}"
+        for e in ("initiated", "ringing", "answered", "completed")
+    ),
+]
+
+
+def posts(api: FakeTwilio) -> list[tuple[str, dict[str, list[str]]]]:
+    return [(path, form) for method, path, form in api.requests if method == "POST"]
+
+
+def test_event_streams_creates_a_sink_and_its_subscription(twilio_api: FakeTwilio) -> None:
+    result = configure("--event-streams", "--url", PUBLIC_URL, api=twilio_api)
+
+    assert result.returncode == 0, result.stderr
+    [sink] = twilio_api.sinks.values()
+    assert sink["sink_type"] == "webhook"
+    assert sink["sink_configuration"] == {"destination": SINK_URL, "method": "POST", "batch_events": True}
+    [subscription] = twilio_api.subscriptions.values()
+    assert subscription["sink_sid"] == sink["sid"]
+    assert twilio_api.subscribed[subscription["sid"]] == STATUS_TYPES
+    assert [path for path, _ in posts(twilio_api)] == [
+        "/v1/Sinks",
+        "/v1/Subscriptions",
+    ]  # as the SDK sends them
+    assert (
+        twilio_api.numbers[NUMBER_SID]["sms_url"] == "https://demo.twilio.com/welcome/sms/reply"
+    )  # untouched
+    out = result.stdout
+    assert f"Event Streams of account {ACCOUNT_SID}" in out
+    assert f"{sink['sid']}" in out and f"POST {SINK_URL}" in out and out.count("created") >= 2
+    rows = [line.split() for line in out.splitlines()]
+    assert all([name, "added"] in rows for name in STATUS_TYPES)
+    assert "subscribed 11 event type(s)" in out
+
+
+def test_event_streams_run_again_reuses_the_sink_and_changes_nothing(twilio_api: FakeTwilio) -> None:
+    assert configure("--event-streams", "--url", PUBLIC_URL, api=twilio_api).returncode == 0
+    again = configure("--event-streams", "--url", "https://abc.ngrok.app", api=twilio_api)  # same URL, no "/"
+
+    assert again.returncode == 0, again.stderr
+    assert len(twilio_api.sinks) == len(twilio_api.subscriptions) == 1
+    assert len(posts(twilio_api)) == 2  # the first run's only
+    assert "found, reused" in again.stdout and "nothing to change" in again.stdout
+
+
+def test_event_streams_completes_a_subscription_that_lacks_types(twilio_api: FakeTwilio) -> None:
+    twilio_api.sinks["DG" + "a" * 32] = {
+        "sid": "DG" + "a" * 32,
+        "description": "mine",
+        "sink_type": "webhook",
+        "sink_configuration": {"destination": SINK_URL, "method": "POST"},
+        "status": "active",
+    }
+    twilio_api.subscriptions["DF" + "b" * 32] = {
+        "sid": "DF" + "b" * 32,
+        "description": "mine",
+        "sink_sid": "DG" + "a" * 32,
+    }
+    twilio_api.subscribed["DF" + "b" * 32] = ["com.twilio.messaging.message.delivered"]
+
+    result = configure("--event-streams", "--url", PUBLIC_URL, api=twilio_api)
+
+    assert result.returncode == 0, result.stderr
+    assert len(twilio_api.sinks) == len(twilio_api.subscriptions) == 1
+    assert sorted(twilio_api.subscribed["DF" + "b" * 32]) == sorted(STATUS_TYPES)
+    assert {path for path, _ in posts(twilio_api)} == {f"/v1/Subscriptions/DF{'b' * 32}/SubscribedEvents"}
+    assert "already subscribed" in result.stdout and "subscribed 10 event type(s)" in result.stdout
+
+
+def test_event_streams_dry_run_changes_nothing(twilio_api: FakeTwilio) -> None:
+    result = configure("--event-streams", "--url", PUBLIC_URL, "--dry-run", api=twilio_api)
+
+    assert result.returncode == 0, result.stderr
+    assert posts(twilio_api) == [] and twilio_api.sinks == {} and twilio_api.subscriptions == {}
+    assert [method for method, _, _ in twilio_api.requests] == ["GET"]  # it looked for a sink
+    assert "would be created" in result.stdout and "would be added" in result.stdout
+    assert "dry run: nothing was changed (11 event type(s) would be subscribed)" in result.stdout
+
+
+def test_event_streams_with_another_sink_path_and_a_number(twilio_api: FakeTwilio) -> None:
+    result = configure(
+        "--event-streams",
+        "--sink-path",
+        "/hooks/sink",
+        "--number",
+        NUMBER,
+        "--url",
+        PUBLIC_URL,
+        api=twilio_api,
+    )
+
+    assert result.returncode == 0, result.stderr
+    [sink] = twilio_api.sinks.values()
+    assert sink["sink_configuration"]["destination"] == PUBLIC_URL + "hooks/sink"
+    assert twilio_api.numbers[NUMBER_SID]["sms_url"] == PUBLIC_URL  # --number set as well
+
+
+def test_event_streams_bad_credentials_are_one_clear_line(twilio_api: FakeTwilio) -> None:
+    result = configure("--event-streams", "--url", PUBLIC_URL, api=twilio_api, token="wrong")
+
+    assert_one_line_error(result, "HTTP 401", "error 20003", "TWILIO_AUTH_TOKEN")
+    assert posts(twilio_api) == []
+
+
+def test_event_streams_refuses_a_local_url_before_any_request(twilio_api: FakeTwilio) -> None:
+    result = configure("--event-streams", "--url", "http://127.0.0.1:8090/", api=twilio_api)
+
+    assert_one_line_error(result, "Twilio cannot reach http://127.0.0.1:8090/")
+    assert twilio_api.requests == []

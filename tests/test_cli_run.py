@@ -86,7 +86,9 @@ def stdout_of(process: Process) -> str:
 
 def listener_rows(output: str, *names: str) -> dict[str, list[str]]:
     """The start-up summary's row of each listener: name -> [local URL, URL for Twilio...]."""
-    rows = [line.split() for line in output.splitlines()]
+    rows = [
+        line.split() for line in output.split("CHANNEL", 1)[0].split("EVENT STREAMS SINK", 1)[0].splitlines()
+    ]
     return {row[0]: row[1:] for row in rows if row and row[0] in names}
 
 
@@ -268,7 +270,7 @@ def test_try_it_and_simulate_need_no_http_client_library() -> None:
         "from twilio_events import TwilioEvents\n"
         "from twilio_events.cli import callbacks, main, sending, simulate\n"
         "from twilio_events.cli.service import Service\n"
-        "from twilio_events.cli.summary import try_it\n"
+        "from twilio_events.cli.try_it import try_it\n"
         f"print('\\n'.join(try_it(Service.of(TwilioEvents(auth_token={TOKEN!r}), 'app.py'))))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=DEADLINE)
@@ -471,7 +473,7 @@ def test_help_documents_every_option_and_its_environment_variable() -> None:
 def test_try_it_sends_what_the_app_handles() -> None:
     from twilio_events import TwilioEvents
     from twilio_events.cli.service import Service
-    from twilio_events.cli.summary import try_it
+    from twilio_events.cli.try_it import try_it
 
     inbound = TwilioEvents(auth_token=TOKEN)
     inbound.sms.on_received(lambda event: None)

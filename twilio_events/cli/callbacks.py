@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
+import argparse
 import mimetypes
 import random
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..events import CallStatus, SmsStatus
+from ..kinds import Recognised, RequestKind, Unrecognised, recognise
 from ..payloads import Payload, call_payload, inbound_sms_payload, new_sid, sms_payload
 
 CALL_LIFECYCLES: dict[str, tuple[CallStatus, ...]] = {
@@ -116,3 +119,85 @@ def deliveries(
         result.append(Delivery(payload, token=token_of[id(payload)], repeat=id(payload) in seen))
         seen.add(id(payload))
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """One kind `simulate` sends: its sub-command's texts and arguments, which shared options it takes,
+    and the payloads it builds (in Twilio's order) from the parsed arguments."""
+
+    name: str
+    help: str
+    description: str
+    examples: str
+    build: Callable[[argparse.Namespace], list[dict[str, Any]]]
+    """The form payloads it sends (the CloudEvents, for event-streams)."""
+    arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+    options: frozenset[str] = field(default_factory=frozenset)
+    """The shared option groups it takes besides the target's: "param", "parties", "repeat", "shuffle"."""
+    check: Callable[[argparse.Namespace], None] = lambda args: None
+    """Raises CommandError for options that do not go together."""
+
+
+def apply_options(payload: Payload, overrides: Mapping[str, str]) -> Payload:
+    """`payload` with the options' parameters: the parties only where the callback names them."""
+    for name, value in overrides.items():
+        if name not in _PARTIES or name in payload:
+            payload[name] = value
+    return payload
+
+
+_PARTIES = frozenset({"From", "To", "Caller", "Called"})
+
+
+def answers_twiml(params: Mapping[str, str]) -> bool:
+    """True for a request whose answer Twilio executes (a voice webhook, an action, an incoming message)."""
+    kind = _recognised(params)
+    return kind is not None and kind.kind.answered
+
+
+def describe(delivery: Delivery) -> str:
+    """One delivery as its line shows it: kind, status, SID and what sets it apart."""
+    params = delivery.params
+    found = _recognised(params)
+    if found is None:
+        text = "callback " + " ".join(f"{name}={value}" for name, value in sorted(params.items())[:3])
+    else:
+        if found.kind is RequestKind.INCOMING_MESSAGE:
+            text = f"inbound sms {found.sid}"
+        elif found.kind.answered:
+            text = f"voice {found.kind.value:<13} {found.sid}"
+        else:
+            text = f"{found.channel} {found.status:<11} {found.sid}"
+        detail = _DETAILS.get(found.kind)
+        text += detail(params) if detail else ""
+    return text + (" (repeat)" if delivery.repeat else "")
+
+
+def _recognised(params: Mapping[str, str]) -> Recognised | None:
+    try:
+        return recognise(params)
+    except Unrecognised:
+        return None
+
+
+def _sequence(params: Mapping[str, str]) -> str:
+    return f" seq {params['SequenceNumber']}" if "SequenceNumber" in params else ""
+
+
+def _inbound(params: Mapping[str, str]) -> str:
+    media = f" with {params['NumMedia']} media" if params.get("NumMedia", "0") != "0" else ""
+    return f" Body {params.get('Body', '')!r}{media}"
+
+
+_DETAILS: dict[RequestKind, Callable[[Mapping[str, str]], str]] = {
+    RequestKind.CALL_STATUS: _sequence,
+    RequestKind.MESSAGE_STATUS: lambda p: f" ErrorCode {p['ErrorCode']}" if "ErrorCode" in p else "",
+    RequestKind.INCOMING_MESSAGE: _inbound,
+    RequestKind.INCOMING_CALL: lambda p: f" CallStatus {p.get('CallStatus', '')} from {p.get('From', '')}",
+    RequestKind.GATHER: lambda p: f" Digits {p['Digits']!r}" if "Digits" in p else "",
+    RequestKind.RECORDING_STATUS: lambda p: f" of {p.get('CallSid', '')}",
+    RequestKind.TRANSCRIPTION: lambda p: f" {p.get('TranscriptionText', '')!r}",
+    RequestKind.CONFERENCE_STATUS: lambda p: (f" {p['CallSid']}" if "CallSid" in p else "") + _sequence(p),
+}
+"""What sets one callback of a kind apart, after its status and SID."""

@@ -1,4 +1,5 @@
-"""`twilio-events configure`: point a Twilio phone number's webhooks at the service with the REST API."""
+"""`twilio-events configure`: point a Twilio phone number's webhooks at the service with the REST API, and
+(`--event-streams`, in event_streams.py) an Event Streams webhook sink at its sink URL."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
-from .options import add_command, env
+from .options import add_command, env, sink_url
 from .output import CommandError, table
 
 if TYPE_CHECKING:
@@ -62,6 +63,18 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help='set Voice "CALL STATUS CHANGES" (the voice StatusCallback); add --sms to set both',
     )
+    configure.add_argument(
+        "--event-streams",
+        action="store_true",
+        help="create (or reuse) an Event Streams webhook sink for URL + --sink-path and subscribe it to the "
+        "call and message status events; with --number, the number is set too",
+    )
+    configure.add_argument(
+        "--sink-path",
+        default="events",
+        metavar="PATH",
+        help="where the app receives Event Streams, below --url (default events, its event_streams_path)",
+    )
     configure.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
     configure.add_argument("--account-sid", metavar="SID", help="the account (env TWILIO_ACCOUNT_SID)")
     configure.add_argument("--auth-token", metavar="TOKEN", help="its auth token (env TWILIO_AUTH_TOKEN)")
@@ -79,15 +92,24 @@ def execute(args: argparse.Namespace) -> int:
 
     number = args.number or env("TWILIO_PHONE_NUMBER")
     url = args.url or env("TWILIO_EVENTS_PUBLIC_URL")
-    if not number:
-        raise CommandError("which number? pass --number +15551234567 (or set TWILIO_PHONE_NUMBER)")
+    if not number and not args.event_streams:
+        raise CommandError(
+            "which number? pass --number +15551234567 (or set TWILIO_PHONE_NUMBER), or --event-streams"
+        )
     if not url:
         raise CommandError("which URL? pass --url https://abc.ngrok.app/ (or set TWILIO_EVENTS_PUBLIC_URL)")
+    destination = sink_url(webhook_url(url), args.sink_path) if args.event_streams else ""
     rest = client(
         args.account_sid or env("TWILIO_ACCOUNT_SID"),
         args.auth_token or env("TWILIO_AUTH_TOKEN"),
         args.api_base_url or env("TWILIO_EVENTS_API_BASE_URL"),
     )
+    if args.event_streams:
+        from .event_streams import configure_event_streams
+
+        configure_event_streams(rest, destination, dry_run=args.dry_run, out=sys.stdout)
+    if not number:
+        return 0
     return configure(
         rest,
         number,
@@ -193,7 +215,10 @@ examples:
   twilio-events configure --number +15551234567 --url https://abc.ngrok.app/ --dry-run
   twilio-events configure --number +15551234567 --url https://abc.ngrok.app/
   twilio-events configure --number +15551234567 --url https://abc.ngrok.app/ --sms --voice
+  twilio-events configure --event-streams --url https://abc.ngrok.app/ --dry-run
 
 Needs TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN. Message status callbacks are not a phone-number setting:
-pass status_callback=URL when you send a message (or set it on your Messaging Service).
+pass status_callback=URL when you send a message (or set it on your Messaging Service). --event-streams
+makes a webhook sink for URL/events (method POST, in batches) and subscribes it to the message statuses,
+incoming messages and call status events.
 """

@@ -49,6 +49,12 @@ def ports(values: Sequence[str], source: str) -> list[int]:
     return result
 
 
+def sink_url(url: str, sink_path: str) -> str:
+    """An Event Streams sink's URL: `sink_path` below the service's URL (the URL itself when it is empty)."""
+    below = sink_path.strip("/")
+    return url.rstrip("/") + "/" + below if below else url
+
+
 def add_command(commands: Any, name: str, help: str, epilog: str, **kwargs: Any) -> argparse.ArgumentParser:
     """A sub-command's parser, its help text doubling as its description, with examples after it."""
     parser: argparse.ArgumentParser = commands.add_parser(

@@ -12,7 +12,7 @@ from typing import TextIO
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from ..payloads import Payload, sign
-from .callbacks import Delivery
+from .callbacks import Delivery, answers_twiml, describe
 from .output import CommandError, one_line
 
 IDEMPOTENCY_TOKEN_HEADER = "I-Twilio-Idempotency-Token"
@@ -41,6 +41,19 @@ class Reply:
         return 200 <= self.status < 300
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where and how simulated callbacks are sent: the URL, the token and public URL they are signed with,
+    and the pacing and detail of the output."""
+
+    url: str
+    auth_token: str
+    public_url: str | None = None
+    timeout: float = TWILIO_TIMEOUT
+    delay: float = 0.0
+    verbose: bool = False
+
+
 def signed_url(url: str, public_url: str | None = None) -> str:
     """The URL Twilio signs: `url`, or `public_url` followed by the path and query of `url`."""
     parts = urlsplit(url)
@@ -64,26 +77,34 @@ def post(
     X-Forwarded-Host a proxy in front of the service would add. With `idempotency_token`, send it as
     Twilio sends its I-Twilio-Idempotency-Token.
     """
-    parts = urlsplit(url)
     headers = {
         "Content-Type": "application/x-www-form-urlencoded",
-        "User-Agent": "TwilioProxy/1.1",
         "X-Twilio-Signature": sign(signed_url(url, public_url), params, auth_token),
     }
+    if idempotency_token:
+        headers[IDEMPOTENCY_TOKEN_HEADER] = idempotency_token
+    return exchange(url, urlencode(params).encode("utf-8"), headers, public_url=public_url, timeout=timeout)
+
+
+def exchange(
+    url: str, body: bytes, headers: dict[str, str], *, public_url: str | None, timeout: float
+) -> Reply:
+    """POST `body` to `url` with `headers` (and, behind `public_url`, the forwarding headers a proxy adds),
+    as Twilio's webhook client does; a CommandError when no HTTP answer comes."""
+    parts = urlsplit(url)
+    headers = {"User-Agent": "TwilioProxy/1.1", **headers}
     if public_url:
         public = urlsplit(public_url)
         headers["X-Forwarded-Proto"] = public.scheme
         headers["X-Forwarded-Host"] = public.netloc
-    if idempotency_token:
-        headers[IDEMPOTENCY_TOKEN_HEADER] = idempotency_token
     connection_type = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     connection = connection_type(parts.netloc, timeout=timeout)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     started = time.perf_counter()
     try:
-        connection.request("POST", target, body=urlencode(params), headers=headers)
+        connection.request("POST", target, body=body, headers=headers)
         response = connection.getresponse()
-        body = response.read().decode("utf-8", errors="replace")
+        text = response.read().decode("utf-8", errors="replace")
     except (OSError, http.client.HTTPException) as exc:
         raise CommandError(_unreachable(url, exc, timeout)) from None
     finally:
@@ -92,7 +113,7 @@ def post(
         status=response.status,
         reason=response.reason,
         content_type=response.getheader("Content-Type", ""),
-        body=body,
+        body=text,
         seconds=time.perf_counter() - started,
         location=response.getheader("Location", ""),
     )
@@ -131,45 +152,42 @@ def wait_until_up(url: str, seconds: float) -> None:
             time.sleep(0.1)
 
 
-def send_all(
-    url: str,
-    sends: Iterable[Delivery],
-    *,
-    auth_token: str,
-    public_url: str | None,
-    timeout: float,
-    delay: float,
-    verbose: bool,
-    show_reply: bool,
-    out: TextIO,
-) -> int:
-    """Send every delivery in order, print one line per answer; 0 when all were 2xx, else 1."""
+def send_all(target: Target, sends: Iterable[Delivery], out: TextIO) -> int:
+    """Send every delivery in order, print one line per answer (and the TwiML of a request whose answer
+    Twilio executes); 0 when all were 2xx, else 1."""
     sends = list(sends)
+    url, public_url = target.url, target.public_url
     print(f"POST {url}  (signed for {signed_url(url, public_url)})", file=out)
     refused = []
     for index, delivery in enumerate(sends, 1):
-        if index > 1 and delay:
-            time.sleep(delay)
-        if verbose:
+        if index > 1 and target.delay:
+            time.sleep(target.delay)
+        if target.verbose:
             _show_sent(delivery, out)
         reply = post(
             url,
             delivery.params,
-            auth_token=auth_token,
+            auth_token=target.auth_token,
             public_url=public_url,
             idempotency_token=delivery.token,
-            timeout=timeout,
+            timeout=target.timeout,
         )
-        print(f"[{index}/{len(sends)}] {_describe(delivery)} -> {_summarise(reply, show_reply)}", file=out)
-        if show_reply and reply.ok and reply.body:
-            print(_indent(reply.body), file=out)
+        twiml = answers_twiml(delivery.params)
+        print(f"[{index}/{len(sends)}] {describe(delivery)} -> {summarise(reply, twiml)}", file=out)
+        if twiml and reply.ok and reply.body:
+            print(indent(reply.body), file=out)
         if not reply.ok:
             refused.append(reply)
         out.flush()
+    return report(url, refused, len(sends), "callback(s)", out)
+
+
+def report(url: str, refused: Sequence[Reply], sent: int, what: str, out: TextIO) -> int:
+    """The last line: every request answered 2xx (0), or which were not and what to change (1)."""
     if not refused:
-        print(f"{len(sends)} callback(s) sent, every one answered 2xx", file=out)
+        print(f"{sent} {what} sent, every one answered 2xx", file=out)
         return 0
-    _explain_refusals(url, refused, len(sends), out)
+    _explain_refusals(url, refused, sent, what, out)
     return 1
 
 
@@ -181,10 +199,10 @@ def _show_sent(delivery: Delivery, out: TextIO) -> None:
         print(f"      {name}={value}", file=out)
 
 
-def _explain_refusals(url: str, refused: Sequence[Reply], sent: int, out: TextIO) -> None:
-    """How many callbacks were refused, with which codes, and what to change for a 403 or a redirect."""
+def _explain_refusals(url: str, refused: Sequence[Reply], sent: int, what: str, out: TextIO) -> None:
+    """How many requests were refused, with which codes, and what to change for a 403 or a redirect."""
     codes = ", ".join(sorted({str(reply.status) for reply in refused}))
-    print(f"{len(refused)} of {sent} callback(s) were not accepted ({codes})", file=out)
+    print(f"{len(refused)} of {sent} {what} were not accepted ({codes})", file=out)
     if any(reply.status == 403 for reply in refused):
         print(
             "403: the service refused the signature or account. It must use the same auth token as this "
@@ -209,33 +227,15 @@ def _redirect_hint(url: str, reply: Reply) -> str:
     )
 
 
-def _describe(delivery: Delivery) -> str:
-    """One delivery as its line shows it: kind, status, SID and what sets it apart."""
-    params = delivery.params
-    if "CallStatus" in params:
-        text = f"call {params['CallStatus']:<11} {params.get('CallSid', '')}"
-        if "SequenceNumber" in params:
-            text += f" seq {params['SequenceNumber']}"
-    elif "MessageStatus" in params:
-        text = f"sms {params['MessageStatus']:<11} {params.get('MessageSid', '')}"
-        if "ErrorCode" in params:
-            text += f" ErrorCode {params['ErrorCode']}"
-    else:
-        text = f"inbound sms {params.get('MessageSid', '')} Body {params.get('Body', '')!r}"
-        if params.get("NumMedia", "0") != "0":
-            text += f" with {params['NumMedia']} media"
-    return text + (" (repeat)" if delivery.repeat else "")
-
-
-def _summarise(reply: Reply, show_reply: bool) -> str:
+def summarise(reply: Reply, shown_in_full: bool = False) -> str:
     """An answer in one line: status, time and (unless shown in full) its body."""
     text = f"{reply.status} {reply.reason} in {reply.seconds * 1000:.1f} ms"
     body = _XML_DECLARATION.sub("", reply.body.strip())
-    if body and (not reply.ok or not show_reply):
+    if body and (not reply.ok or not shown_in_full):
         text += f": {one_line(body)}"
     return text
 
 
-def _indent(body: str) -> str:
+def indent(body: str) -> str:
     """A reply's body indented under its line."""
     return "\n".join("      " + line for line in body.strip().splitlines())

@@ -1,13 +1,9 @@
-"""The start-up summary of `twilio-events run`: where the app listens, the URL to give Twilio, which
-handler runs for which status, and a ready test callback."""
+"""The start-up summary of `twilio-events run`: where the app listens, the URLs to give Twilio and which
+setting takes each, which handler runs for which status, and a ready test callback (try_it.py)."""
 
 from __future__ import annotations
 
-import os
 import shlex
-import shutil
-import sys
-from pathlib import Path
 from typing import Any
 
 from .. import __version__
@@ -16,13 +12,25 @@ from ..channels import ANY, Channel
 from ..listener import Listener
 from .output import table
 from .service import Service
+from .try_it import sink_route, try_it
 
-FRESH_TOKEN_HEADER = "-H \"I-Twilio-Idempotency-Token: $(od -An -N16 -tx1 /dev/urandom | tr -d ' \\n')\""
-"""A curl option sending a new token, 32 hex digits from /dev/urandom, each time a POSIX shell runs it."""
+STREAMED_CHANNELS = ("call", "sms", "amd", "streams")
+"""The channels whose handlers Event Streams events reach (its call, message and AMD events, and any other
+type for app.streams)."""
+
+VOICE_SETTINGS = {
+    "recording": "  recordingStatusCallback=URL (app.recording): of <Record>, <Dial record>, "
+    "<Conference record> or a call's recording",
+    "transcription": '  transcribeCallback=URL (app.transcription): of <Record transcribe="true">',
+    "conference": "  statusCallback=URL of <Conference> (app.conference), with the statusCallbackEvent "
+    "you want",
+    "amd": '  asyncAmdStatusCallback=URL (app.amd): a call created with machineDetection and asyncAmd="true"',
+}
+"""The setting that takes the webhook URL for each voice channel besides calls, shown when it has handlers."""
 
 
 def summary(service: Service) -> str:
-    """What is served where, the URL to give Twilio, and which handler runs for which status."""
+    """What is served where, the URLs to give Twilio, and which handler runs for which status."""
     app = service.events
     if app is None:
         rows = [[listener.name, listener.url("/")] for listener in service.listeners]
@@ -34,20 +42,12 @@ def summary(service: Service) -> str:
                 table(["LISTENER", "LOCAL URL"], rows),
             ]
         )
-    if not app.validate_signature:
-        checks = "X-Twilio-Signature NOT validated (local development only)"
-    elif app.public_url:
-        checks = f"X-Twilio-Signature validated for {app.public_url.rstrip('/')}"
-    elif app.trust_forwarded_headers:
-        checks = "X-Twilio-Signature validated for the URL in Forwarded / X-Forwarded-* headers"
-    else:
-        checks = "X-Twilio-Signature validated for the URL each request was sent to"
     rows = [
-        [listener.name, listener.url(service.path), _twilio_url(service, listener)]
+        [listener.name, listener.url(service.path), _twilio_url(service, listener, service.path)]
         for listener in service.listeners
     ]
     lines = [
-        f"twilio-events {__version__}: serving {service.target}; {checks}",
+        f"twilio-events {__version__}: serving {service.target}; {_checks(app)}",
         "",
         table(["LISTENER", "LOCAL URL", "URL FOR TWILIO (method POST)"], rows),
         "",
@@ -55,97 +55,75 @@ def summary(service: Service) -> str:
         '  Console > Phone Numbers > your number > Messaging: "A MESSAGE COMES IN"',
         '  Console > Phone Numbers > your number > Voice: "CALL STATUS CHANGES" (the STATUS CALLBACK URL)',
         "  or status_callback=URL when you create a call or send a message.",
+        *(line for name, line in VOICE_SETTINGS.items() if app.channels[name].handlers),
         "  `twilio-events configure --number +1... --url URL` sets the phone number for you.",
+        *_sink(service, app),
         "",
-        table(["CHANNEL", "STATUS", "HANDLER"], _handler_rows(app.call) + _handler_rows(app.sms)),
+        table(["CHANNEL", "STATUS", "HANDLER"], _handler_table(app)),
         "",
         *try_it(service),
     ]
     return "\n".join(lines)
 
 
-def try_it(service: Service) -> list[str]:
-    """How to send the first listener a test callback that reaches a handler: a ready `curl` line
-    (signed when the app checks signatures) and the `twilio-events simulate` command for more."""
-    from ..payloads import CALLEE, CALLER, new_sid, sign
-
-    app = service.events
-    if app is None or not service.listeners:
+def _sink(service: Service, app: TwilioEvents) -> list[str]:
+    """The Event Streams sink's URLs, when the app receives streamed events and a handler would run."""
+    route = sink_route(service)
+    receivers = [f"app.{name}" for name in STREAMED_CHANNELS if app.channels[name].handlers]
+    if route is None or not receivers:
         return []
-    url = service.listeners[0].url(service.path)
-    params, simulate, what = _sample_callback(app)
-    params = {**({"AccountSid": app.account_sid} if app.account_sid else {}), **params}
-    params |= {"From": CALLER, "To": CALLEE}
-    params = {name: new_sid(value[:2]) if value.endswith("*") else value for name, value in params.items()}
-    curl = ["curl", "-X", "POST", url]
-    for name, value in params.items():
-        curl += ["--data-urlencode", f"{name}={value}"]
-    simulate = [_command(), "simulate", *simulate, "--url", url]
-    if app.public_url:
-        simulate += ["--public-url", app.public_url]
-    if app.account_sid:
-        simulate += ["--account-sid", app.account_sid]
-    if app.validate_signature and app.auth_token:
-        # Signed for the URL the app checks: the public URL when it has one, else the local one.
-        signed_for = app.public_url.rstrip("/") + service.path if app.public_url else url
-        curl += ["-H", f"X-Twilio-Signature:{sign(signed_for, params, app.auth_token)}"]
-        note = (
-            "The curl line is signed with this service's auth token; `simulate` signs with "
-            "TWILIO_AUTH_TOKEN (or --auth-token), which must be the same."
-        )
-    else:
-        note = "Signatures are not checked, so neither needs the auth token."
+    rows = [
+        [listener.name, listener.url(route), _twilio_url(service, listener, route)]
+        for listener in service.listeners
+    ]
     return [
-        f"Try it, from another terminal: {what}:",
-        f"  {shlex.join(curl)} {FRESH_TOKEN_HEADER}",
-        f"  {shlex.join(simulate)}",
-        note,
-        "Each run of the curl line sends a new I-Twilio-Idempotency-Token, so the service takes it for a "
-        "new callback, not a retry.",
+        "",
+        table(["LISTENER", "EVENT STREAMS SINK", "SINK URL FOR TWILIO"], rows),
+        "",
+        f"Event Streams events reach {_and(receivers)} at the sink URL. Give Twilio that URL as the",
+        "  destination of an Event Streams webhook sink (method POST), subscribed to the events you want:",
+        f"  `{shlex.join(_configure_sink(service, app, route))}` creates the sink and its subscription.",
     ]
 
 
-def _sample_callback(app: TwilioEvents) -> tuple[dict[str, str], list[str], str]:
-    """Parameters of one callback a registered handler receives ("SID*": a fresh SID), the simulate
-    arguments that exercise that channel, and what they send."""
-    calls, messages = app.call.handlers, app.sms.handlers
-    if messages and not calls:
-        if "received" in messages or (ANY in messages and len(messages) == 1):
-            return (
-                {"MessageSid": "SM*", "SmsStatus": "received", "Body": "hello"},
-                ["inbound-sms", "--body", "hello"],
-                "one incoming message, then another",
-            )
-        status = next((s.value for s in app.sms.status_type if s.value in messages), "delivered")
-        return (
-            {"MessageSid": "SM*", "MessageStatus": status, "SmsStatus": status},
-            ["sms", "--lifecycle"],
-            f"one {status} message status callback, then a whole message (queued to delivered)",
-        )
-    status = "ringing"
-    if calls and status not in calls and ANY not in calls:
-        status = next((s.value for s in app.call.status_type if s.value in calls), status)
-    return (
-        {"CallSid": "CA*", "CallStatus": status, "CallbackSource": "call-progress-events"},
-        ["call", "--lifecycle"],
-        f"one {status} callback, then a whole call (initiated to completed)",
-    )
+def _configure_sink(service: Service, app: TwilioEvents, route: str) -> list[str]:
+    """The `configure --event-streams` command that points a sink at this app's sink URL."""
+    url = app.public_url.rstrip("/") + service.path if app.public_url else "URL"
+    below = route.removeprefix(service.path.rstrip("/")).strip("/")
+    path = ["--sink-path", below] if below != "events" else []
+    return ["twilio-events", "configure", "--event-streams", "--url", url, *path]
 
 
-def _command() -> str:
-    """How to run `twilio-events` from here: its name, or its path when it is not on PATH."""
-    if shutil.which("twilio-events") is None:
-        script = Path(sys.executable).with_name("twilio-events")
-        if script.exists():
-            return os.path.relpath(script) if script.is_relative_to(Path.cwd()) else str(script)
-    return "twilio-events"
+def _and(names: list[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _twilio_url(service: Service, listener: Listener) -> str:
-    """The URL to give Twilio for this listener, or how to get one."""
+def _checks(app: TwilioEvents) -> str:
+    """How signatures are checked, in words."""
+    if not app.validate_signature:
+        return "X-Twilio-Signature NOT validated (local development only)"
+    if app.public_url:
+        return f"X-Twilio-Signature validated for {app.public_url.rstrip('/')}"
+    if app.trust_forwarded_headers:
+        return "X-Twilio-Signature validated for the URL in Forwarded / X-Forwarded-* headers"
+    return "X-Twilio-Signature validated for the URL each request was sent to"
+
+
+def _twilio_url(service: Service, listener: Listener, route: str) -> str:
+    """The URL to give Twilio for `route` on this listener, or how to get one."""
     if service.events is not None and service.events.public_url:
-        return service.events.public_url.rstrip("/") + service.path
+        return service.events.public_url.rstrip("/") + route
     return f"(not reachable by Twilio: expose port {listener.port}, e.g. `ngrok http {listener.port}`)"
+
+
+def _handler_table(app: TwilioEvents) -> list[list[str]]:
+    """The calls' and messages' handlers (or that none runs), then every other channel that has some."""
+    rows = _handler_rows(app.call) + _handler_rows(app.sms)
+    for name, channel in app.channels.items():
+        if name not in ("call", "sms") and channel.handlers:
+            rows += _handler_rows(channel)
+    return rows
 
 
 def _handler_rows(channel: Channel[Any, Any]) -> list[list[str]]:

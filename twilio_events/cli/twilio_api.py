@@ -3,8 +3,10 @@ updating a phone number, and Twilio's errors as one line."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
@@ -37,18 +39,25 @@ def client(account_sid: str | None, auth_token: str | None, api_base_url: str | 
     return Client(account_sid, auth_token, http_client=http_client)
 
 
-def update_number(
-    rest: Client, number: str, wanted: dict[str, str], *, dry_run: bool
-) -> tuple[Any, Any, dict[str, str]]:
-    """The number before, after, and the fields that change (none are changed with `dry_run`)."""
+@contextlib.contextmanager
+def twilio_errors() -> Iterator[None]:
+    """Turn Twilio's refusals, and an API that cannot be reached, into a one-line CommandError."""
     try:
-        before = _find_number(rest, number)
-        changing = {name: value for name, value in wanted.items() if getattr(before, name) != value}
-        after = before if dry_run or not changing else before.update(**changing)
+        yield
     except TwilioException as exc:
         raise CommandError(_twilio_error(exc)) from None
     except OSError as exc:  # requests' connection errors are OSErrors
         raise CommandError(f"cannot reach the Twilio API: {one_line(str(exc))}") from None
+
+
+def update_number(
+    rest: Client, number: str, wanted: dict[str, str], *, dry_run: bool
+) -> tuple[Any, Any, dict[str, str]]:
+    """The number before, after, and the fields that change (none are changed with `dry_run`)."""
+    with twilio_errors():
+        before = _find_number(rest, number)
+        changing = {name: value for name, value in wanted.items() if getattr(before, name) != value}
+        after = before if dry_run or not changing else before.update(**changing)
     return before, after, changing
 
 
