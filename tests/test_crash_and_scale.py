@@ -302,7 +302,7 @@ def test_a_killed_redis_instance_restarted_with_its_identity_runs_its_events_aga
         doomed.log.with_name(doomed.log.name + ".gate").touch()
         twin.log.with_name(twin.log.name + ".gate").touch()
         doomed.start()  # the same consumer name: it takes its slot, and what the slot held, back
-        wait_for(lambda: counts(doomed.records(), "done")[key] == 1, "the restart to run it again", 10.0)
+        wait_for(lambda: counts(doomed.records(), "done")[key] == 1, "the restart to run it again", 20.0)
         wait_for(lambda: doomed.health()["running"] == 0, "the restart to complete it")
         records = read_records(doomed.log, twin.log)
         starts = [record.pid for record in records if record.key == key and record.what == "start"]

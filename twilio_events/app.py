@@ -235,6 +235,11 @@ class TwilioEvents:
         self._endpoint.public_url = value
 
     @property
+    def event_streams_path(self) -> str | None:
+        """Where an Event Streams sink posts, below `path` ("/events"), or None when not received."""
+        return self._endpoint.streams_path
+
+    @property
     def trust_forwarded_headers(self) -> bool:
         """True when the public URL is rebuilt from Forwarded / X-Forwarded-* headers."""
         return self._endpoint.trust_forwarded_headers

@@ -86,7 +86,7 @@ def sink_route(service: Service) -> str | None:
     app = service.events
     if app is None:
         return None
-    streams_path: str | None = app._endpoint.streams_path  # kept only there: event_streams_path under path
+    streams_path = app.event_streams_path
     if streams_path is None:
         return None
     below = streams_path.removeprefix(app.path.rstrip("/"))  # "/events" for an app at "/" or "/twilio/"
