@@ -80,7 +80,14 @@ def test_there_are_no_other_status_decorators() -> None:
 def test_the_call_channel_has_one_decorator_per_voice_webhook() -> None:
     webhooks = {name for name, value in vars(CallChannel).items() if isinstance(value, _WebhookDecorator)}
 
-    assert webhooks == {"on_incoming", "on_gather", "on_dial_action", "on_record_action", "on_pay_action"}
+    assert webhooks == {
+        "on_incoming",
+        "on_gather",
+        "on_gather_partial",
+        "on_dial_action",
+        "on_record_action",
+        "on_pay_action",
+    }
 
 
 def test_decorators_are_documented_on_the_class() -> None:

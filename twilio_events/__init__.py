@@ -17,6 +17,7 @@ from .events import (
     RecordingStatus,
     SmsEvent,
     SmsStatus,
+    StreamEvent,
     TranscriptionEvent,
     TranscriptionStatus,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "SharedKey",
     "SmsEvent",
     "SmsStatus",
+    "StreamEvent",
     "TranscriptionEvent",
     "TranscriptionStatus",
     "TwilioEvents",

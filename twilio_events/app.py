@@ -19,6 +19,7 @@ from .config import (
     VALIDATE_SIGNATURE_ENV,
     ConfigurationError,
     below,
+    check_public_url,
     default_listeners,
     delivery_mode,
     env_flag,
@@ -107,7 +108,8 @@ class TwilioEvents:
         event_streams_path: where an Event Streams webhook sink posts, below `path` ("events": /events
             when path is "/"); None receives no Event Streams.
         listeners: where `run()` serves; default one `Listener(port=8090, name="twilioListener")`
-            (the ports of TWILIO_EVENTS_PORT when set).
+            (the ports of TWILIO_EVENTS_PORT when set), on every interface; on 127.0.0.1 only when
+            signatures are not validated.
         delivery: "inline" runs the handler before answering; "durable" commits the event to `store`,
             answers at once and runs it in workers, retrying failures up to `max_attempts` times
             (default: TWILIO_EVENTS_DELIVERY, else "inline").
@@ -155,7 +157,9 @@ class TwilioEvents:
             self.limits = ServerLimits.resolve(read_timeout, max_connections, keep_alive_timeout)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
-        self.listeners: list[Listener] = list(listeners) if listeners else default_listeners()
+        # without signature validation anyone could fake callbacks: listen on this machine only by default
+        host = "0.0.0.0" if validate_signature else "127.0.0.1"
+        self.listeners: list[Listener] = list(listeners) if listeners else default_listeners(host)
         self.call = CallChannel()
         self.sms = SmsChannel()
         self.recording = RecordingChannel()
@@ -212,7 +216,7 @@ class TwilioEvents:
             dispatcher=self._dispatcher,
             verifier=RequestVerifier(credentials, validate_signature=validate_signature),
             refusals=RefusalLog(),
-            public_url=public_url,
+            public_url=check_public_url(public_url),
             trust_forwarded_headers=trust_forwarded_headers,
             max_body_size=max_body_size,
             streams_path=below(self.path, event_streams_path),
@@ -232,7 +236,7 @@ class TwilioEvents:
 
     @public_url.setter
     def public_url(self, value: str | None) -> None:
-        self._endpoint.public_url = value
+        self._endpoint.public_url = check_public_url(value)
 
     @property
     def event_streams_path(self) -> str | None:
@@ -276,6 +280,11 @@ class TwilioEvents:
         """Raise ConfigurationError when the app cannot run: signatures to check and no auth token."""
         if self.validate_signature and not self._credentials.can_verify:
             raise ConfigurationError(NO_TOKEN_MESSAGE)
+        if self.reconcile_after is not None and not (self.account_sid and self.auth_token):
+            raise ConfigurationError(
+                "reconcile_after asks Twilio's REST API, which needs the account's credentials: set "
+                "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or account_sid= and auth_token=)"
+            )
 
     def use_auth_token(self, auth_token: str) -> None:
         """Validate signatures with `auth_token` from now on (tests sign with a token of their own)."""

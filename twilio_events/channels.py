@@ -203,6 +203,7 @@ class CallChannel(Channel[CallEvent, CallStatus]):
 
     on_incoming = _WebhookDecorator(RequestKind.INCOMING_CALL)
     on_gather = _WebhookDecorator(RequestKind.GATHER)
+    on_gather_partial = _WebhookDecorator(RequestKind.GATHER_PARTIAL)
     on_dial_action = _WebhookDecorator(RequestKind.DIAL_ACTION)
     on_record_action = _WebhookDecorator(RequestKind.RECORD_ACTION)
     on_pay_action = _WebhookDecorator(RequestKind.PAY_ACTION)

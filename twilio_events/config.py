@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from .listener import Listener
 from .stores import MemoryStore, Store, StoreUnavailable, open_store
@@ -41,6 +42,18 @@ def start_failure(exc: Exception) -> str:
 def seconds(value: float | timedelta | None) -> float | None:
     """A duration given as seconds or a timedelta, in seconds."""
     return value.total_seconds() if isinstance(value, timedelta) else value
+
+
+def check_public_url(url: str | None) -> str | None:
+    """`url` when it is an http(s) URL with a host (the base URL Twilio calls), else ConfigurationError."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(
+            f"public_url must be the http(s) URL Twilio calls, such as https://abc.ngrok.app, not {url!r}"
+        )
+    return url
 
 
 def below(path: str, subpath: str | None) -> str | None:
@@ -87,17 +100,19 @@ def store_for(delivery: str, store: Store | str | None) -> Store:
     return store
 
 
-def default_listeners() -> list[Listener]:
-    """Port 8090, or the ports of TWILIO_EVENTS_PORT ("8090" or "8090,8091"), as `twilio-events run` does."""
+def default_listeners(host: str = "0.0.0.0") -> list[Listener]:
+    """Port 8090, or the ports of TWILIO_EVENTS_PORT ("8090" or "8090,8091"), as `twilio-events run` does,
+    on `host`."""
     ports = [port.strip() for port in os.environ.get(PORT_ENV, "").split(",") if port.strip()]
     if not ports:
-        return [Listener()]
+        return [Listener(host=host)]
     if not all(port.isdigit() for port in ports):
         raise ConfigurationError(
             f"{PORT_ENV}={os.environ[PORT_ENV]!r}: give a port, or ports separated by commas"
         )
-    first = Listener(port=int(ports[0]))
-    return [first, *(Listener(port=int(port), name=f"{first.name}-{port}") for port in ports[1:])]
+    first = Listener(port=int(ports[0]), host=host)
+    rest = [Listener(port=int(port), name=f"{first.name}-{port}", host=host) for port in ports[1:]]
+    return [first, *rest]
 
 
 def mount_path(parent: Any, app: object, prefix: str = "") -> str | None:

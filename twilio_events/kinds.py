@@ -23,6 +23,7 @@ class RequestKind(enum.StrEnum):
     CALL_STATUS = "call-status"
     INCOMING_CALL = "incoming-call"
     GATHER = "gather"
+    GATHER_PARTIAL = "gather-partial"
     DIAL_ACTION = "dial-action"
     RECORD_ACTION = "record-action"
     PAY_ACTION = "pay-action"
@@ -60,6 +61,7 @@ _DESCRIPTIONS = {
     RequestKind.CALL_STATUS: "a call status callback",
     RequestKind.INCOMING_CALL: "a voice webhook (a call comes in, or an outgoing call asks for its TwiML)",
     RequestKind.GATHER: "a <Gather> action callback (Digits / SpeechResult)",
+    RequestKind.GATHER_PARTIAL: "a <Gather> partial speech result (partialResultCallback)",
     RequestKind.DIAL_ACTION: "a <Dial> action callback (DialCallStatus)",
     RequestKind.RECORD_ACTION: "a <Record> action callback (RecordingUrl)",
     RequestKind.PAY_ACTION: "a <Pay> action callback (Result and Payment* fields)",
@@ -76,6 +78,10 @@ _FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "c
 """The `CallStatus` values that end a call (`CallStatus.is_terminal`: repeated so events can import this)."""
 
 
+_NOT_STATUSES = frozenset({RequestKind.STREAM_EVENT, RequestKind.GATHER_PARTIAL})
+"""Asynchronous requests that report no status of their resource (no ordering, no status mark)."""
+
+
 class Unrecognised(ValueError):
     """The form is no Twilio request this framework knows; the message lists what it recognises."""
 
@@ -84,6 +90,7 @@ _WEBHOOKS = frozenset(
     {
         RequestKind.INCOMING_CALL,
         RequestKind.GATHER,
+        RequestKind.GATHER_PARTIAL,
         RequestKind.DIAL_ACTION,
         RequestKind.RECORD_ACTION,
         RequestKind.PAY_ACTION,
@@ -142,7 +149,7 @@ class Recognised:
     @property
     def is_status(self) -> bool:
         """True for the asynchronous callbacks that ordering and status marks apply to."""
-        return not self.kind.answered and self.kind is not RequestKind.STREAM_EVENT
+        return not self.kind.answered and self.kind not in _NOT_STATUSES
 
 
 def recognise(params: Mapping[str, str], token: str | None = None) -> Recognised:
@@ -210,6 +217,8 @@ def request_kind(params: Mapping[str, str]) -> RequestKind:
 
 def _voice_kind(params: Mapping[str, str], call_status: str) -> RequestKind:
     """A request with `CallStatus`: a status callback, an action, or the webhook asking for TwiML."""
+    if "UnstableSpeechResult" in params or "StableSpeechResult" in params:
+        return RequestKind.GATHER_PARTIAL  # it carries SequenceNumber too, but reports speech, not a status
     if params.get("CallbackSource") or "SequenceNumber" in params:
         return RequestKind.CALL_STATUS  # only status callbacks carry these
     if "DialCallStatus" in params:
@@ -249,6 +258,8 @@ def dedupe_key(kind: RequestKind, params: Mapping[str, str], token: str | None) 
             f"conference:{get('ConferenceSid', '')}:{get('StatusCallbackEvent', '')}:"
             f"{get('CallSid', '')}:{get('SequenceNumber', '')}:{get('Timestamp', '')}"
         )
+    if kind is RequestKind.GATHER_PARTIAL:
+        return f"gather-partial:{get('CallSid', '')}:{get('SequenceNumber', '')}"
     if kind is RequestKind.AMD:
         return f"amd:{get('CallSid', '')}:{get('AnsweredBy', '')}"
     raise ValueError(f"{kind.description} is never de-duplicated: Twilio executes its answer")

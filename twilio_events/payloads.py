@@ -213,7 +213,7 @@ def dial_action_payload(dial_call_status: str = "completed", **overrides: str | 
 def record_action_payload(**overrides: str | None) -> Payload:
     """A `<Record>` action: the recording's URL, SID and duration, and the key that ended it (`Digits`)."""
     payload = voice_request(CallStatus.IN_PROGRESS, "inbound")
-    recording_sid = new_sid("RE")
+    recording_sid = overrides.get("RecordingSid") or new_sid("RE")  # its URL names the same SID
     payload.update(
         RecordingUrl=recording_url(recording_sid),
         RecordingSid=recording_sid,

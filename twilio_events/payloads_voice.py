@@ -24,7 +24,7 @@ def transcription_payload(
 ) -> Payload:
     """A `<Record transcribeCallback>` transcription: it carries the call's CallStatus too."""
     payload = voice_request(CallStatus.COMPLETED, "inbound")
-    recording_sid = new_sid("RE")
+    recording_sid = overrides.get("RecordingSid") or new_sid("RE")  # its URL names the same SID
     transcription_sid = new_sid("TR")
     payload.update(
         TranscriptionSid=transcription_sid,
@@ -45,7 +45,7 @@ def transcription_payload(
 
 def recording_status_payload(status: str = "completed", **overrides: str | None) -> Payload:
     """A recording status callback (`recordingStatusCallback`): no CallStatus, no From/To."""
-    recording_sid = new_sid("RE")
+    recording_sid = overrides.get("RecordingSid") or new_sid("RE")  # its URL names the same SID
     payload = {
         "AccountSid": TEST_ACCOUNT_SID,
         "CallSid": new_sid("CA"),

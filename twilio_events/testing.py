@@ -104,18 +104,16 @@ class TwilioTestClient(TestClient):
     ) -> None:
         super().__init__(app, base_url=base_url, **kwargs)
         self.idempotency_tokens = idempotency_tokens
-        served = _twilio_events_apps(app)
+        served = self._served = _twilio_events_apps(app)
         if auth_token:
             for events_app in served:
                 if not events_app.auth_token_given:  # a token in the code wins; the environment's does not
                     events_app.use_auth_token(auth_token)
         own = next((events_app.auth_token for events_app in served if events_app.auth_token), None)
-        self.auth_token: str = (
-            auth_token
-            or own
-            or os.environ.get("TWILIO_AUTH_TOKEN")
-            or "test-auth-token"  # any token will do for an app that does not validate signatures
-        )
+        self.auth_token: str = auth_token or own or os.environ.get("TWILIO_AUTH_TOKEN") or "test-auth-token"
+        for events_app in served:
+            if events_app.validate_signature and not events_app.auth_token and not auth_token:
+                events_app.use_auth_token(self.auth_token)  # an app with no token at all: the client's
 
     def callback(
         self,
@@ -140,13 +138,15 @@ class TwilioTestClient(TestClient):
     def event_streams(
         self,
         events: Sequence[CloudEventDict],
-        path: str = "/events",
+        path: str | None = None,
         *,
         headers: Mapping[str, str] | None = None,
         signature: str | None = None,
     ) -> httpx.Response:
-        """POST `events` to an Event Streams sink at `path` as one JSON batch, signed as Twilio signs it
-        (`bodySHA256` in the URL, the URL signed) or with `signature`."""
+        """POST `events` to an Event Streams sink at `path` (default: the app's sink) as one JSON batch,
+        signed as Twilio signs it (`bodySHA256` in the URL, the URL signed) or with `signature`."""
+        if path is None:
+            path = next((a.event_streams_path for a in self._served if a.event_streams_path), "/events")
         body = event_streams_body(events)
         url = str(httpx.URL(str(self.base_url).rstrip("/") + path))
         signed_url, expected = sign_event_streams(url, body, self.auth_token)

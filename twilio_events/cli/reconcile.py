@@ -50,11 +50,23 @@ def execute(args: argparse.Namespace) -> int:
         raise CommandError(f"{target} holds no TwilioEvents app")
     if app.reconcile_after is None:
         raise CommandError(f"reconciliation is off for {target}: set TwilioEvents(reconcile_after=...)")
+    if not app.store.durable:
+        raise CommandError(
+            f"{target} keeps its watchlist in memory (inline delivery without store=), which only the "
+            "running service sees: give it a SQLite or Redis store (store= or TWILIO_EVENTS_STORE)"
+        )
     try:
         found = asyncio.run(app.reconcile(since=since, dry_run=args.dry_run))
     except ConfigurationError as exc:
         raise CommandError(str(exc)) from None
-    _report(found, dry_run=args.dry_run)
+    answered = [recovery for recovery in found if recovery.error is None]
+    _report(answered, dry_run=args.dry_run)
+    failed = [recovery for recovery in found if recovery.error is not None]
+    if failed:
+        raise CommandError(
+            f"could not ask Twilio about {len(failed)} call(s) or message(s) (they wait for the next pass): "
+            f"{failed[0].error}"
+        )
     return 0
 
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config import ConfigurationError
 from ..listener import Listener
 from .options import PORT_ENV, add_command, env, env_flag, ports, split_list
 from .output import CommandError
@@ -127,20 +128,27 @@ def execute(args: argparse.Namespace) -> int:
     return 0
 
 
+LOOPBACK = "127.0.0.1"
+
+
 def _apply_options(
     service: Service, args: argparse.Namespace, listen_ports: Sequence[int], names: Sequence[str]
 ) -> None:
     """Override the app's public URL, forwarded-header trust and listeners with the options given."""
-    service.listeners = listeners_from_options(
-        service.listeners, listen_ports, names, args.host or env("TWILIO_EVENTS_HOST")
-    )
+    host = args.host or env("TWILIO_EVENTS_HOST")
     app = service.events
+    if host is None and app is not None and not app.validate_signature:
+        host = LOOPBACK  # unsigned callbacks are accepted: only from this machine unless --host says so
+    service.listeners = listeners_from_options(service.listeners, listen_ports, names, host)
     public_url = args.public_url or env("TWILIO_EVENTS_PUBLIC_URL")
     trust = True if args.trust_forwarded_headers else env_flag("TWILIO_EVENTS_TRUST_FORWARDED_HEADERS")
     if app is None:
         return
     if public_url:
-        app.public_url = public_url
+        try:
+            app.public_url = public_url
+        except ConfigurationError as exc:
+            raise CommandError(str(exc)) from None
     if trust is not None:
         app.trust_forwarded_headers = trust
     app.listeners = service.listeners

@@ -189,7 +189,7 @@ def _int_or_none(value: str | None) -> int | None:
 
 def _log_unhandled(callback: Recognised, channel: str, listener: str) -> None:
     decorator = WEBHOOK_DECORATORS.get(callback.kind)
-    if decorator is not None:
+    if decorator is not None and callback.kind.answered:
         logger.warning(
             "[%s] %s for %s has no handler (@app.%s.%s): answered with an empty <Response/>, "
             "so Twilio ends the call",

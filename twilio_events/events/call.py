@@ -75,6 +75,10 @@ class CallEvent(_CallLeg):
     digits: str | None = param("Digits")
     finished_on_key: str | None = param("FinishedOnKey")
     speech_result: str | None = param("SpeechResult")
+    unstable_speech_result: str | None = param("UnstableSpeechResult")
+    """A `<Gather>` partial result's words so far that may still change (`on_gather_partial`)."""
+    stable_speech_result: str | None = param("StableSpeechResult")
+    """A `<Gather>` partial result's words that will not change any more."""
     confidence: float | None = param("Confidence", _float)
     dial_call_status: str | None = param("DialCallStatus")
     dial_call_sid: str | None = param("DialCallSid")

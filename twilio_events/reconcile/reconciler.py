@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from ..delivery.ordering import is_regression, status_mark
 from ..events import Params
 from ..kinds import Recognised, recognise
-from .fetch import CALL_DONE, MESSAGE_DONE, FetchFailed, fetch_params
+from .fetch import CALL_DONE, MESSAGE_DONE, fetch_params
 from .watchlist import Watched, Watchlist
 
 if TYPE_CHECKING:
@@ -44,6 +44,8 @@ class Recovery:
     last_status: str
     twilio_status: str
     delivered: bool
+    error: str | None = None
+    """Why Twilio could not be asked (the SID waits for the next pass); None when it answered."""
 
 
 class Reconciler:
@@ -105,11 +107,17 @@ class Reconciler:
         before = seen_before if seen_before is not None else now - self.after
         after = seen_after if seen_after is not None else now - self.max_age
         found: list[Recovery] = []
+        checked: set[str] = set()
         while True:
             claimed = await self.watchlist.claim(before, after, self.batch, self.lease)
-            if not claimed:
-                return found
+            fresh = [watched for watched in claimed if watched.sid not in checked]
             for watched in claimed:
+                if watched.sid in checked:  # it failed earlier in this pass: the next pass tries again
+                    await self.watchlist.release(watched.sid, checked=False)
+            if not fresh:
+                return found
+            for watched in fresh:
+                checked.add(watched.sid)
                 recovery = await self._check(watched, deliver)
                 if recovery is not None:
                     found.append(recovery)
@@ -121,10 +129,10 @@ class Reconciler:
             params = Params.from_pairs(
                 await fetch_params(self._client(), watched.channel, watched.sid, watched.account)
             )
-        except FetchFailed as exc:
+        except Exception as exc:  # FetchFailed, or no client (credentials): never a made-up status
             logger.warning("reconcile: could not check %s %s: %s", watched.channel, watched.sid, exc)
             await self.watchlist.release(watched.sid, checked=False)
-            return None
+            return Recovery(watched.channel, watched.sid, watched.status, "", False, error=str(exc))
         callback = recognise(params)
         previous = await self.store.last_status(watched.sid)
         mark = status_mark(watched.channel, callback.status, None)
