@@ -19,6 +19,7 @@ from .events import (
     SmsStatus,
     TranscriptionEvent,
     TranscriptionStatus,
+    UnknownStatus,
 )
 from .kinds import RequestKind
 from .listener import Listener
@@ -48,5 +49,6 @@ __all__ = [
     "TranscriptionEvent",
     "TranscriptionStatus",
     "TwilioEvents",
+    "UnknownStatus",
     "__version__",
 ]
