@@ -96,7 +96,7 @@ def test_an_unknown_status_has_the_properties_of_the_status_enums() -> None:
 
     assert unknown.is_terminal is False
     assert repr(unknown) == "UnknownStatus('answered-by-robot')"
-    assert {unknown: 1}["answered-by-robot"] == 1
+    assert {"answered-by-robot": 1}[unknown] == 1
     assert parse_status(AnsweredBy, "machine_end_voicemail").is_machine
     assert not parse_status(AnsweredBy, "human_child").is_machine
 
