@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import twilio_events
 from twilio_events import TwilioEvents
 from twilio_events.channels import _StatusDecorator, _WebhookDecorator
 
@@ -24,9 +25,8 @@ CASES = Path(__file__).resolve().parent / "typing"
 
 PRELUDE = {
     "os": ["import os"],
-    "TwilioEvents": ["from twilio_events import TwilioEvents"],
-    "CallEvent": ["from twilio_events import CallEvent"],
     "app": ["from twilio_events import TwilioEvents", "app = TwilioEvents()"],
+    **{name: [f"from twilio_events import {name}"] for name in twilio_events.__all__},
 }
 """A name a README example uses without defining it (it continues an earlier one) -> the lines defining it."""
 
