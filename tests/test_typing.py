@@ -1,5 +1,5 @@
 """Type checking as users do it: mypy --strict, configured as the README says, on the README's Python
-examples, on handlers it must accept (tests/typing/accepted.py) and on those it must refuse (refused.py)."""
+examples and examples/, on handlers it must accept (tests/typing/accepted.py) and refuse (refused.py)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ pytest.importorskip("mypy")
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 CASES = Path(__file__).resolve().parent / "typing"
+EXAMPLES = ROOT / "examples"
 
 PRELUDE = {
     "os": ["import os"],
@@ -124,6 +125,7 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> Checked:
         examples[path.name] = (example, offset)
     (folder / "every_decorator.py").write_text(every_decorator()[0])
     files = [*(folder / name for name in examples), folder / "every_decorator.py", *CASES.glob("*.py")]
+    files += EXAMPLES.glob("*.py")
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--config-file", str(config_file), *OUTPUT, *map(str, files)],
         cwd=ROOT,  # the package under test, not another installed copy
@@ -154,6 +156,13 @@ def test_every_python_example_of_the_readme_type_checks(
         if e.file in examples
     ]
     assert found == []
+
+
+def test_the_example_services_type_check(checked: Checked) -> None:
+    _, errors = checked
+    names = {path.name for path in EXAMPLES.glob("*.py")}
+    assert len(names) >= 5
+    assert [e for e in errors if e.file in names] == []
 
 
 def test_every_decorator_of_every_channel_is_typed(
