@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from twilio_events import CallEvent, CallStatus, Media, SmsEvent, SmsStatus
+from twilio_events import AnsweredBy, CallEvent, CallStatus, Media, SmsEvent, SmsStatus, UnknownStatus
 from twilio_events.events import Params, parse_status
 from twilio_events.testing import call_payload, inbound_sms_payload
 
@@ -87,7 +87,18 @@ def test_parse_status_keeps_unknown_values_as_strings() -> None:
     assert parse_status(SmsStatus, "read") is SmsStatus.READ
     unknown = parse_status(SmsStatus, "teleported")
     assert unknown == "teleported"
-    assert type(unknown) is str
+    assert type(unknown) is UnknownStatus and isinstance(unknown, str)
+    assert type(str(unknown)) is str and str(unknown) == f"{unknown}" == unknown.value == "teleported"
+
+
+def test_an_unknown_status_has_the_properties_of_the_status_enums() -> None:
+    unknown = parse_status(CallStatus, "answered-by-robot")
+
+    assert unknown.is_terminal is False
+    assert repr(unknown) == "UnknownStatus('answered-by-robot')"
+    assert {"answered-by-robot": 1}[unknown] == 1
+    assert parse_status(AnsweredBy, "machine_end_voicemail").is_machine
+    assert not parse_status(AnsweredBy, "human_child").is_machine
 
 
 # --- call events ------------------------------------------------------------------------------------------
@@ -211,6 +222,7 @@ def test_an_unknown_call_status_is_kept() -> None:
 
     assert event.status == "answered-by-robot"
     assert not isinstance(event.status, CallStatus)
+    assert not event.status.is_terminal
 
 
 # --- message events ---------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from .events import (
     StreamEvent,
     TranscriptionEvent,
     TranscriptionStatus,
+    UnknownStatus,
 )
 from .kinds import RequestKind
 from .listener import Listener
@@ -50,5 +51,6 @@ __all__ = [
     "TranscriptionEvent",
     "TranscriptionStatus",
     "TwilioEvents",
+    "UnknownStatus",
     "__version__",
 ]

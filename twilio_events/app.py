@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -28,6 +28,7 @@ from .config import (
     store_for,
 )
 from .delivery import DeliverySettings, Dispatcher, RetryPolicy
+from .handler_types import ErrorHook
 from .http.endpoint import Endpoint
 from .http.handshake import answer_handshake
 from .http.responses import refuse
@@ -47,8 +48,6 @@ if TYPE_CHECKING:
 __all__ = ["ConfigurationError", "TwilioEvents"]
 
 logger = logging.getLogger("twilio_events")
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class TwilioEvents:
@@ -252,7 +251,7 @@ class TwilioEvents:
     def trust_forwarded_headers(self, value: bool) -> None:
         self._endpoint.trust_forwarded_headers = value
 
-    def on_error(self, function: F) -> F:
+    def on_error(self, function: ErrorHook) -> ErrorHook:
         """Register a hook `(event, exc)` for handler errors; what it returns replaces the 500."""
         existing = self._dispatcher.error_handler
         if existing is not None:

@@ -12,12 +12,31 @@ from typing import Any, ClassVar, Generic, TypeVar, overload
 
 from starlette.concurrency import run_in_threadpool
 
-from .events import CallEvent, CallStatus, Event, SmsEvent, SmsStatus
+from .events import (
+    AmdEvent,
+    CallEvent,
+    CallStatus,
+    ConferenceEvent,
+    Event,
+    RecordingEvent,
+    SmsEvent,
+    SmsStatus,
+    StreamEvent,
+    TranscriptionEvent,
+)
+from .handler_types import (
+    AmdHandler,
+    CallHandler,
+    ConferenceHandler,
+    RecordingHandler,
+    SmsHandler,
+    StreamHandler,
+    TranscriptionHandler,
+)
 from .kinds import RequestKind
 
 EventT = TypeVar("EventT", bound=Event)
 StatusT = TypeVar("StatusT", bound=enum.StrEnum)
-F = TypeVar("F", bound=Callable[..., Any])
 
 logger = logging.getLogger("twilio_events")
 
@@ -57,7 +76,8 @@ class Channel(Generic[EventT, StatusT]):
     """The handlers of one kind of callback (calls, messages, recordings, ...), keyed by status.
 
     A subclass names its event and status types; every status gets an `on_<status>` decorator (declared
-    in the class body for type checkers, added here for any the body leaves out).
+    in the class body for type checkers, added here for any the body leaves out). Every decorator is a
+    `Registration` of the channel's event type, so type checkers accept only that channel's handlers.
     """
 
     name: ClassVar[str]
@@ -78,7 +98,7 @@ class Channel(Generic[EventT, StatusT]):
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
 
-    def on(self, status: StatusT | str) -> Callable[[F], F]:
+    def on(self, status: StatusT | str) -> Registration[EventT]:
         """Register the decorated function for `status` (an enum member, Twilio's string, or an alias)."""
         key = str(status)
         if not key or key == ANY:
@@ -90,19 +110,12 @@ class Channel(Generic[EventT, StatusT]):
                 self.name,
                 key,
             )
+        return Registration(self, keys)
 
-        def register(function: F) -> F:
-            taken = [one for one in keys if one in self._handlers]
-            for one in taken + [one for one in keys if one not in taken]:  # refuse before adding any
-                self._add(one, function)
-            return function
-
-        return register
-
-    def on_any(self, function: F) -> F:
+    @property
+    def on_any(self) -> Registration[EventT]:
         """Register the fallback for statuses that have no handler of their own."""
-        self._add(ANY, function)
-        return function
+        return Registration(self, [ANY])
 
     def handler_for(self, route: str) -> Handler | None:
         """The handler for a status (else the `on_any` fallback) or a webhook route, else None."""
@@ -130,6 +143,44 @@ class Channel(Generic[EventT, StatusT]):
         self._handlers[key] = Handler.wrap(function)
 
 
+class Registration(Generic[EventT]):
+    """What a channel's decorators give: called with a handler, it registers it and returns it unchanged.
+
+    For type checkers, the handler must take the channel's event (or a wider type) and return a
+    `handler_types.HandlerResult`, or be async and return one; it keeps its own type. There is one overload
+    per event type, chosen by the channel's event (a type variable's bound cannot depend on another).
+    """
+
+    __slots__ = ("_channel", "_keys")
+
+    def __init__(self, channel: Channel[EventT, Any], keys: list[str]) -> None:
+        self._channel = channel
+        self._keys = keys
+
+    @overload
+    def __call__(self: Registration[CallEvent], function: CallHandler) -> CallHandler: ...
+    @overload
+    def __call__(self: Registration[SmsEvent], function: SmsHandler) -> SmsHandler: ...
+    @overload
+    def __call__(self: Registration[RecordingEvent], function: RecordingHandler) -> RecordingHandler: ...
+    @overload
+    def __call__(
+        self: Registration[TranscriptionEvent], function: TranscriptionHandler
+    ) -> TranscriptionHandler: ...
+    @overload
+    def __call__(self: Registration[ConferenceEvent], function: ConferenceHandler) -> ConferenceHandler: ...
+    @overload
+    def __call__(self: Registration[AmdEvent], function: AmdHandler) -> AmdHandler: ...
+    @overload
+    def __call__(self: Registration[StreamEvent], function: StreamHandler) -> StreamHandler: ...
+    def __call__(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        channel, keys = self._channel, self._keys
+        taken = [one for one in keys if one in channel._handlers]
+        for one in taken + [one for one in keys if one not in taken]:  # refuse before adding any
+            channel._add(one, function)
+        return function
+
+
 class _WebhookDecorator:
     """`channel.on_incoming`, `on_gather`, ...: registers the handler of one kind of voice webhook."""
 
@@ -144,17 +195,13 @@ class _WebhookDecorator:
     @overload
     def __get__(self, channel: None, owner: type) -> _WebhookDecorator: ...
     @overload
-    def __get__(self, channel: Channel[Any, Any], owner: type) -> Callable[[F], F]: ...
-    def __get__(self, channel: Channel[Any, Any] | None, owner: type) -> _WebhookDecorator | Callable[[F], F]:
+    def __get__(self, channel: Channel[CallEvent, Any], owner: type) -> Registration[CallEvent]: ...
+    def __get__(
+        self, channel: Channel[CallEvent, Any] | None, owner: type
+    ) -> _WebhookDecorator | Registration[CallEvent]:
         if channel is None:
             return self
-        route = self.kind.value
-
-        def register(function: F) -> F:
-            channel._add(route, function)
-            return function
-
-        return register
+        return Registration(channel, [self.kind.value])
 
 
 WEBHOOK_DECORATORS: dict[RequestKind, str] = {}
@@ -163,7 +210,7 @@ _WEBHOOK_ROUTES: set[str] = set()
 
 
 class _StatusDecorator:
-    """`channel.on_<status>`: registers a handler for one fixed status."""
+    """`channel.on_<status>`: registers a handler for one fixed status (a `Registration` of its event)."""
 
     def __init__(self, status: enum.StrEnum) -> None:
         self.status = status
@@ -174,8 +221,10 @@ class _StatusDecorator:
     @overload
     def __get__(self, channel: None, owner: type) -> _StatusDecorator: ...
     @overload
-    def __get__(self, channel: Channel[Any, Any], owner: type) -> Callable[[F], F]: ...
-    def __get__(self, channel: Channel[Any, Any] | None, owner: type) -> _StatusDecorator | Callable[[F], F]:
+    def __get__(self, channel: Channel[EventT, Any], owner: type) -> Registration[EventT]: ...
+    def __get__(
+        self, channel: Channel[EventT, Any] | None, owner: type
+    ) -> _StatusDecorator | Registration[EventT]:
         if channel is None:
             return self
         return channel.on(self.status)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 
-from .channels import ANY, Channel, F
+from .channels import ANY, Channel, Registration
 from .events import StreamEvent
 
 
@@ -20,15 +19,10 @@ class StreamsChannel(Channel[StreamEvent, StreamEventType]):
     event_type = StreamEvent
     status_type = StreamEventType
 
-    def on(self, status: StreamEventType | str) -> Callable[[F], F]:
+    def on(self, status: StreamEventType | str) -> Registration[StreamEvent]:
         """Register the decorated function for the CloudEvent type `status` (e.g.
         "com.twilio.voice.insights.call-summary.complete")."""
         key = str(status)
         if not key or key == ANY:
             raise ValueError(f"not a CloudEvent type: {status!r}")
-
-        def register(function: F) -> F:
-            self._add(key, function)
-            return function
-
-        return register
+        return Registration(self, [key])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .amd import AmdEvent, AnsweredBy
-from .base import Params, param, parse_status
+from .base import Params, UnknownStatus, param, parse_status
 from .call import CallEvent, CallStatus
 from .conference import CONFERENCE_SUBSCRIPTIONS, ConferenceEvent, ConferenceEventType
 from .message import Media, SmsEvent, SmsStatus
@@ -31,6 +31,7 @@ __all__ = [
     "StreamEvent",
     "TranscriptionEvent",
     "TranscriptionStatus",
+    "UnknownStatus",
     "param",
     "parse_status",
 ]

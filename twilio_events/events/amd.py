@@ -6,7 +6,7 @@ import dataclasses
 import enum
 from typing import Any
 
-from .base import Params, _Event, _int, _required, _specs_of, param, parse_status
+from .base import _NO_STATUS, Params, UnknownStatus, _Event, _int, _required, _specs_of, param, parse_status
 
 
 class AnsweredBy(enum.StrEnum):
@@ -30,7 +30,7 @@ class AnsweredBy(enum.StrEnum):
 class AmdEvent(_Event):
     """An answering machine detection result (`AsyncAmdStatusCallback`) from Twilio."""
 
-    status: AnsweredBy | str = ""
+    status: AnsweredBy | UnknownStatus = _NO_STATUS
     call_sid: str = _required("CallSid")
     machine_detection_duration: int | None = param("MachineDetectionDuration", _int)
     """Milliseconds the detection took."""
@@ -41,7 +41,7 @@ class AmdEvent(_Event):
         return self.call_sid
 
     @property
-    def answered_by(self) -> AnsweredBy | str:
+    def answered_by(self) -> AnsweredBy | UnknownStatus:
         """Who answered: the status under Twilio's own name."""
         return self.status
 

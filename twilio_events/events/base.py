@@ -52,12 +52,45 @@ def _first_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
 StatusT = TypeVar("StatusT", bound=enum.StrEnum)
 
 
-def parse_status(enum_type: type[StatusT], value: str) -> StatusT | str:
-    """The enum member for `value`, or `value` itself when Twilio sent a status we do not know."""
+class UnknownStatus(str):
+    """A status Twilio sent that no status enum lists: equal to Twilio's string, with the enums' properties.
+
+    `is_terminal` is False: nothing is known to end with it, so a handler keeps its state for the callbacks
+    that may follow, as monotonic ordering does (it never treats such a status as final). `is_machine`
+    follows Twilio's naming, as `AnsweredBy.is_machine` does: a `machine_...` value is a machine.
+    """
+
+    __slots__ = ()
+
+    @property
+    def value(self) -> str:
+        """Twilio's string, as an enum member's `value` is."""
+        return str(self)
+
+    @property
+    def is_terminal(self) -> bool:
+        """False: a status nobody documented is not known to end anything."""
+        return False
+
+    @property
+    def is_machine(self) -> bool:
+        """True for a `machine_...` answering machine detection result, by Twilio's naming."""
+        return self.startswith("machine_")
+
+    def __repr__(self) -> str:
+        return f"UnknownStatus({str(self)!r})"
+
+
+_NO_STATUS = UnknownStatus("")
+"""The status of an event built without one (Twilio always sends one)."""
+
+
+def parse_status(enum_type: type[StatusT], value: str) -> StatusT | UnknownStatus:
+    """The enum member for `value`, or an `UnknownStatus` when Twilio sent a status we do not know."""
     try:
         return enum_type(value)
     except ValueError:
-        return value
+        return UnknownStatus(value)
 
 
 def _int(value: str) -> int | None:

@@ -7,7 +7,20 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from .base import Params, _bool, _float, _int, _Parties, _required, _rfc2822, _specs_of, param, parse_status
+from .base import (
+    _NO_STATUS,
+    Params,
+    UnknownStatus,
+    _bool,
+    _float,
+    _int,
+    _Parties,
+    _required,
+    _rfc2822,
+    _specs_of,
+    param,
+    parse_status,
+)
 
 
 class CallStatus(enum.StrEnum):
@@ -60,7 +73,7 @@ class _CallLeg(_Parties):
 class CallEvent(_CallLeg):
     """A voice status callback, voice webhook or `<Gather>`/`<Dial>`/`<Record>`/`<Pay>` action from Twilio."""
 
-    status: CallStatus | str = ""
+    status: CallStatus | UnknownStatus = _NO_STATUS
     timestamp: datetime | None = param("Timestamp", _rfc2822)
     callback_source: str | None = param("CallbackSource")
     sequence_number: int | None = param("SequenceNumber", _int)

@@ -7,7 +7,19 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from .base import Params, _bool, _Event, _int, _required, _rfc2822, _specs_of, param, parse_status
+from .base import (
+    _NO_STATUS,
+    Params,
+    UnknownStatus,
+    _bool,
+    _Event,
+    _int,
+    _required,
+    _rfc2822,
+    _specs_of,
+    param,
+    parse_status,
+)
 
 
 class ConferenceEventType(enum.StrEnum):
@@ -51,7 +63,7 @@ CONFERENCE_SUBSCRIPTIONS: dict[str, tuple[ConferenceEventType, ...]] = {
 class ConferenceEvent(_Event):
     """A conference status callback (`<Conference statusCallback>`, or a participant's) from Twilio."""
 
-    status: ConferenceEventType | str = ""
+    status: ConferenceEventType | UnknownStatus = _NO_STATUS
     conference_sid: str = _required("ConferenceSid")
     friendly_name: str | None = param("FriendlyName")
     timestamp: datetime | None = param("Timestamp", _rfc2822)

@@ -10,7 +10,19 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from .base import Params, _bool, _float, _int, _Parties, _specs_of, _yymmddhhmm, param, parse_status
+from .base import (
+    _NO_STATUS,
+    Params,
+    UnknownStatus,
+    _bool,
+    _float,
+    _int,
+    _Parties,
+    _specs_of,
+    _yymmddhhmm,
+    param,
+    parse_status,
+)
 
 
 class SmsStatus(enum.StrEnum):
@@ -61,7 +73,7 @@ def _json_object(value: str) -> Mapping[str, Any] | None:
 class SmsEvent(_Parties):
     """A message status callback or an incoming message ("a message comes in") from Twilio."""
 
-    status: SmsStatus | str = ""
+    status: SmsStatus | UnknownStatus = _NO_STATUS
     message_sid: str = ""
     sms_sid: str | None = param("SmsSid")
     sms_message_sid: str | None = param("SmsMessageSid")

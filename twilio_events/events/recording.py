@@ -7,7 +7,18 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from .base import Params, _Event, _int, _required, _rfc2822, _specs_of, param, parse_status
+from .base import (
+    _NO_STATUS,
+    Params,
+    UnknownStatus,
+    _Event,
+    _int,
+    _required,
+    _rfc2822,
+    _specs_of,
+    param,
+    parse_status,
+)
 from .call import CallStatus, _CallLeg
 
 
@@ -42,7 +53,7 @@ class TranscriptionStatus(enum.StrEnum):
 class RecordingEvent(_Event):
     """A recording status callback (`recordingStatusCallback`) from Twilio."""
 
-    status: RecordingStatus | str = ""
+    status: RecordingStatus | UnknownStatus = _NO_STATUS
     recording_sid: str = _required("RecordingSid")
     recording_url: str | None = param("RecordingUrl")
     recording_duration: int | None = param("RecordingDuration", _int)
@@ -70,14 +81,16 @@ class RecordingEvent(_Event):
 class TranscriptionEvent(_CallLeg):
     """A transcription callback (`<Record transcribeCallback>`): the text, and the call's parameters."""
 
-    status: TranscriptionStatus | str = ""
+    status: TranscriptionStatus | UnknownStatus = _NO_STATUS
     transcription_sid: str = _required("TranscriptionSid")
     transcription_text: str | None = param("TranscriptionText")
     transcription_url: str | None = param("TranscriptionUrl")
     transcription_type: str | None = param("TranscriptionType")
     recording_sid: str | None = param("RecordingSid")
     recording_url: str | None = param("RecordingUrl")
-    call_status: CallStatus | str | None = param("CallStatus", lambda value: parse_status(CallStatus, value))
+    call_status: CallStatus | UnknownStatus | None = param(
+        "CallStatus", lambda value: parse_status(CallStatus, value)
+    )
 
     @property
     def sid(self) -> str:
