@@ -238,6 +238,17 @@ def test_voice_sets_the_call_status_callback(twilio_api: FakeTwilio) -> None:
     assert "(StatusCallback)" in result.stdout and "(SmsUrl)" not in result.stdout
 
 
+def test_incoming_call_sets_the_voice_url_with_the_status_callback(twilio_api: FakeTwilio) -> None:
+    result = configure("--number", NUMBER, "--url", PUBLIC_URL, "--incoming-call", "--voice", api=twilio_api)
+
+    assert result.returncode == 0, result.stderr
+    number = twilio_api.numbers[NUMBER_SID]
+    assert (number["voice_url"], number["voice_method"]) == (PUBLIC_URL, "POST")
+    assert number["status_callback"] == PUBLIC_URL
+    assert number["sms_url"] == "https://demo.twilio.com/welcome/sms/reply"  # no --sms
+    assert '"A CALL COMES IN"' in result.stdout and "(VoiceUrl)" in result.stdout
+
+
 def test_sms_and_voice_together_and_a_url_without_a_path(twilio_api: FakeTwilio) -> None:
     result = configure(
         "--number", NUMBER, "--url", "https://abc.ngrok.app", "--sms", "--voice", api=twilio_api

@@ -34,6 +34,10 @@ VOICE_SETTINGS = (
     Setting('Voice "CALL STATUS CHANGES"', "StatusCallback", "status_callback"),
     Setting("  method", "StatusCallbackMethod", "status_callback_method"),
 )
+INCOMING_CALL_SETTINGS = (
+    Setting('Voice "A CALL COMES IN"', "VoiceUrl", "voice_url"),
+    Setting("  method", "VoiceMethod", "voice_method"),
+)
 
 
 def add_parser(commands: Any) -> None:
@@ -56,12 +60,18 @@ def add_parser(commands: Any) -> None:
     configure.add_argument(
         "--sms",
         action="store_true",
-        help='set Messaging "A MESSAGE COMES IN" (SmsUrl); the default when --voice is not given',
+        help='set Messaging "A MESSAGE COMES IN" (SmsUrl); the default when neither --voice nor '
+        "--incoming-call is given",
     )
     configure.add_argument(
         "--voice",
         action="store_true",
         help='set Voice "CALL STATUS CHANGES" (the voice StatusCallback); add --sms to set both',
+    )
+    configure.add_argument(
+        "--incoming-call",
+        action="store_true",
+        help='set Voice "A CALL COMES IN" (VoiceUrl): the app answers incoming calls (@app.call.on_incoming)',
     )
     configure.add_argument(
         "--event-streams",
@@ -114,8 +124,9 @@ def execute(args: argparse.Namespace) -> int:
         rest,
         number,
         url,
-        sms=args.sms or not args.voice,
+        sms=args.sms or not (args.voice or args.incoming_call),
         voice=args.voice,
+        incoming_call=args.incoming_call,
         dry_run=args.dry_run,
         out=sys.stdout,
     )
@@ -150,12 +161,17 @@ def configure(
     voice: bool,
     dry_run: bool,
     out: TextIO,
+    incoming_call: bool = False,
 ) -> int:
     """Set the number's webhooks to `url` (method POST), printing the values before and after."""
     from .twilio_api import update_number
 
     url = webhook_url(url)
-    settings = (SMS_SETTINGS if sms else ()) + (VOICE_SETTINGS if voice else ())
+    settings = (
+        (SMS_SETTINGS if sms else ())
+        + (INCOMING_CALL_SETTINGS if incoming_call else ())
+        + (VOICE_SETTINGS if voice else ())
+    )
     wanted = {}
     for setting in settings:
         wanted[setting.attribute] = "POST" if setting.parameter.endswith("Method") else url
