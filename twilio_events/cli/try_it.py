@@ -15,6 +15,7 @@ from typing import Any
 from ..app import TwilioEvents
 from ..channels import ANY, Channel
 from ..payloads import CALLEE, CALLER, new_sid, sign
+from ..reconcile import CALL_DONE
 from .service import Service
 
 FRESH_TOKEN_HEADER = "-H \"I-Twilio-Idempotency-Token: $(od -An -N16 -tx1 /dev/urandom | tr -d ' \\n')\""
@@ -124,8 +125,11 @@ def _call(channel: Channel[Any, Any]) -> Sample:
     status = "ringing"
     if handlers and status not in handlers and ANY not in handlers:
         status = _first(channel, status)
+    params = {"CallSid": "CA*", "CallStatus": status, "CallbackSource": "call-progress-events"}
+    if status in CALL_DONE:  # a call's end says how long it lasted, as Twilio's does
+        params["CallDuration"] = "42" if status == "completed" else "0"
     return Sample(
-        {"CallSid": "CA*", "CallStatus": status, "CallbackSource": "call-progress-events"} | _PARTIES,
+        params | _PARTIES,
         ["call", "--lifecycle"],
         f"one {status} callback, then a whole call (initiated to completed)",
     )
