@@ -343,6 +343,12 @@ def test_mistakes_are_refused_before_any_change(
     assert updates(twilio_api) == []
 
 
+def test_an_account_sid_that_is_not_one_is_refused_as_the_app_refuses_it() -> None:
+    result = configure("--number", NUMBER, "--url", PUBLIC_URL, api=None, account="AC123", token="t")
+
+    assert_one_line_error(result, "'AC123' is not a Twilio account SID: it is AC followed by 32 hex digits")
+
+
 def test_missing_credentials_are_named() -> None:
     result = configure("--number", NUMBER, "--url", PUBLIC_URL, api=None, account="", token="")
 

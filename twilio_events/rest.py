@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -61,8 +62,9 @@ def rest_client(
     return Client(account_sid, auth_token, http_client=http_client)
 
 
-def explain(exc: TwilioException) -> str:
-    """One line that says what the Twilio API refused and why, with the error's documentation link."""
+def explain(exc: TwilioException, hints: Mapping[int, str] | None = None) -> str:
+    """One line that says what the Twilio API refused and why, with the error's documentation link;
+    `hints` adds what to check for an HTTP status (401 names the credentials already)."""
     from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 
     if isinstance(exc, TwilioRestException):
@@ -77,8 +79,9 @@ def explain(exc: TwilioException) -> str:
     else:
         return f"the Twilio API call failed: {_one_line(str(exc))}"
     text = f"Twilio refused the request (HTTP {status}, error {code}): {_one_line(str(message))}"
-    if status == 401:
-        text += "; check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
+    hint = {401: "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN", **(hints or {})}.get(int(status or 0))
+    if hint:
+        text += f"; {hint}"
     if code and code != status:
         text += f" (https://www.twilio.com/docs/errors/{code})"
     return text

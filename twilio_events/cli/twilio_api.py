@@ -4,16 +4,13 @@ updating a phone number, and Twilio's errors as one line."""
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
-from twilio.http.http_client import TwilioHttpClient
+from twilio.base.exceptions import TwilioException
 
-from ..rest import REQUEST_TIMEOUT
-from ..rest_http import RebasedHttpClient
+from ..rest import CredentialsError, explain, rest_client
 from .output import CommandError, one_line
 
 if TYPE_CHECKING:
@@ -23,20 +20,17 @@ _E164 = re.compile(r"^\+[1-9]\d{5,14}$")
 
 
 def client(account_sid: str | None, auth_token: str | None, api_base_url: str | None = None) -> Client:
-    """A REST client with these credentials, talking to `api_base_url` when given."""
+    """A REST client with these credentials, talking to `api_base_url` when given (the app's
+    `app.client` is built the same way: same timeout, same check of the account SID)."""
     if not account_sid or not auth_token:
         raise CommandError(
             "configure needs the account's credentials: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN "
             "(Twilio Console > Account > API keys & tokens) or pass --account-sid and --auth-token"
         )
-    from twilio.rest import Client
-
-    http_client = (
-        RebasedHttpClient(api_base_url, REQUEST_TIMEOUT)
-        if api_base_url
-        else TwilioHttpClient(timeout=REQUEST_TIMEOUT)
-    )
-    return Client(account_sid, auth_token, http_client=http_client)
+    try:
+        return rest_client(account_sid, auth_token, api_base_url=api_base_url)
+    except CredentialsError as exc:
+        raise CommandError(f"--account-sid: {exc}") from None
 
 
 @contextlib.contextmanager
@@ -82,33 +76,4 @@ def _find_number(rest: Client, number: str) -> Any:
 
 def _twilio_error(exc: TwilioException) -> str:
     """Twilio's refusal in one line: HTTP status, error code and message, and what to check."""
-    if isinstance(exc, TwilioRestException):
-        message = str(exc.msg)
-        if (
-            message.startswith("Unable to") and ": " in message
-        ):  # the SDK's prefix, e.g. "Unable to fetch record"
-            message = message.split(": ", 1)[1]
-        status, code = exc.status, exc.code
-    elif isinstance(exc, TwilioServiceException):
-        status, code, message = exc.status, exc.code, exc.detail or exc.title
-    elif len(exc.args) == 2 and hasattr(exc.args[1], "status_code"):  # a list page: (message, response)
-        status, code, message = _error_body(exc.args[1].status_code, str(exc.args[1].text))
-    else:
-        return f"the Twilio API call failed: {one_line(str(exc))}"
-    text = f"Twilio refused the request (HTTP {status}, error {code}): {one_line(str(message))}"
-    if status == 401:
-        text += "; check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
-    elif status == 404:
-        text += "; check --number and TWILIO_ACCOUNT_SID"
-    if code and code != status:
-        text += f" (https://www.twilio.com/docs/errors/{code})"
-    return text
-
-
-def _error_body(status: int, text: str) -> tuple[int, object, str]:
-    """Twilio's JSON error document: (status, code, message)."""
-    try:
-        body = json.loads(text)
-        return status, body.get("code", status), str(body.get("message") or body.get("detail") or text)
-    except (ValueError, AttributeError):
-        return status, status, text
+    return explain(exc, {404: "check --number and TWILIO_ACCOUNT_SID"})
