@@ -578,3 +578,31 @@ def test_a_class_is_not_called_as_a_factory(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(PLAIN_ASGI_APP, encoding="utf-8")
 
     assert_one_line_error(cli("run", "app.py:App", cwd=tmp_path), "app.py:App is a class")
+
+
+def test_store_and_delivery_options_reach_the_app_and_inbox_reads_the_same_store(
+    spawn: Spawn, tmp_path: Path
+) -> None:
+    port = free_port()
+    db = tmp_path / "events.db"
+    process = start(
+        spawn,
+        tmp_path,
+        "app.py",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--store",
+        f"sqlite:///{db}",
+        "--delivery",
+        "durable",
+    )
+    wait_serving(process, port)
+
+    assert "durable delivery: events are stored in SqliteStore" in process.stderr
+    stats = cli("inbox", "--store", f"sqlite:///{db}", "stats")
+    assert stats.returncode == 0, stats.stderr
+    assert "queued" in stats.stdout.lower()
+    process.terminate()
+    assert process.wait() == 0

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .service import Service
 
 VALIDATE_SIGNATURE_ENV = "TWILIO_EVENTS_VALIDATE_SIGNATURE"  # read by TwilioEvents() itself
+STORE_ENV, DELIVERY_ENV = "TWILIO_EVENTS_STORE", "TWILIO_EVENTS_DELIVERY"  # so are these
 RELOAD_ENV = "TWILIO_EVENTS_RELOAD"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 DEFAULT_LISTENER_NAME = "twilioListener"
@@ -76,6 +77,17 @@ def add_parser(commands: Any) -> None:
         "that sets them (env TWILIO_EVENTS_TRUST_FORWARDED_HEADERS=true)",
     )
     run.add_argument(
+        "--store",
+        metavar="URL",
+        help="where de-duplication keys and durable events are kept (sqlite:///path.db, "
+        "redis://host:6379/0) when the app does not set store= itself (env TWILIO_EVENTS_STORE)",
+    )
+    run.add_argument(
+        "--delivery",
+        choices=("inline", "durable"),
+        help="inline or durable, when the app does not set delivery= itself (env TWILIO_EVENTS_DELIVERY)",
+    )
+    run.add_argument(
         "--no-validate-signature",
         action="store_true",
         help="DANGEROUS: accept callbacks without a valid X-Twilio-Signature; local development only "
@@ -110,6 +122,10 @@ def execute(args: argparse.Namespace) -> int:
     names = split_list(args.listener_name or [env("TWILIO_EVENTS_LISTENER_NAME") or ""])
     if args.no_validate_signature:
         os.environ[VALIDATE_SIGNATURE_ENV] = "false"  # before the target is imported: the app reads it
+    if args.store:
+        os.environ[STORE_ENV] = args.store  # read by TwilioEvents() and by `inbox`, as the variable is
+    if args.delivery:
+        os.environ[DELIVERY_ENV] = args.delivery
     if reload:
         return _reload(target, args.argv)
 
