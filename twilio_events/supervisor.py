@@ -98,6 +98,7 @@ class Supervisor:
             for signum in STOP_SIGNALS:
                 signal.signal(signum, self._on_signal)
             supervisor = os.getpid()
+            _flush()  # else what the buffers hold would be written again by every process
             for number in range(1, self.processes + 1):
                 pid = os.fork()
                 if pid == 0:
@@ -177,10 +178,15 @@ def _child(number: int, supervisor: int, sockets: Sequence[socket.socket], serve
     except BaseException:
         logger.exception("server process %d (pid %d) failed", number, os.getpid())
     finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
+        _flush()
         os._exit(code)
+
+
+def _flush() -> None:
+    """Write out what Python buffers for stdout and stderr."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
 
 
 def _stop_with(supervisor: int) -> None:
