@@ -16,7 +16,7 @@ from twilio_events.payloads import Payload, call_payload, new_idempotency_token
 from twilio_events.testing import sign
 
 from .conftest import DEADLINE, FORM, TOKEN, Process, assert_one_line_error, encode_form, free_port, wait_for
-from .test_cli_run import accepting, cli, stdout_of, wait_serving
+from .test_cli_run import FASTAPI_APP, accepting, cli, stdout_of, wait_serving
 
 Spawn = Callable[..., Process]
 
@@ -196,3 +196,23 @@ def test_help_tells_the_processes_from_the_durable_workers() -> None:
     text = " ".join(result.stdout.split())
     for expected in ("--workers N, --processes N", "TWILIO_EVENTS_WORKERS", "not TwilioEvents(workers=...)"):
         assert expected in text
+
+
+def test_an_app_that_mounts_twilio_events_is_served_by_every_process(spawn: Spawn, tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(FASTAPI_APP, encoding="utf-8")
+    port = free_port()
+    command = ["-m", "twilio_events", "run", "app.py:app", "--host", "127.0.0.1", "--port", str(port)]
+    process = spawn([*command, "--workers", "2"], {"TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_EVENTS_STORE": ""})
+    wait_serving(process, port)
+
+    with ThreadPoolExecutor(BURST) as pool:
+        answers = list(
+            pool.map(lambda _: httpx2.get(f"http://127.0.0.1:{port}/health", timeout=DEADLINE), range(BURST))
+        )
+    assert [answer.json() for answer in answers] == [{"status": "ok"}] * BURST
+    process.wait_for_stderr("twilio_events ready", count=2)  # one lifespan in each process
+    assert PER_PROCESS_WARNING in process.stderr
+
+    process.terminate()
+    assert process.wait() == 0
+    assert "Traceback" not in process.stderr
