@@ -216,3 +216,27 @@ def test_an_app_that_mounts_twilio_events_is_served_by_every_process(spawn: Spaw
     process.terminate()
     assert process.wait() == 0
     assert "Traceback" not in process.stderr
+
+
+def test_durable_processes_sharing_a_sqlite_file_run_each_callback_once(spawn: Spawn, tmp_path: Path) -> None:
+    port = free_port()
+    env = {"TWILIO_EVENTS_DELIVERY": "durable", "TWILIO_EVENTS_STORE": "sqlite:///events.db"}
+    process = start(spawn, tmp_path, port, "--workers", "2", env=env)
+    wait_serving(process, port)
+    callbacks = [(call_payload("ringing"), new_idempotency_token()) for _ in range(BURST)]
+
+    for _ in range(2):  # every callback, then every one again as Twilio's retry
+        with ThreadPoolExecutor(BURST) as pool:
+            codes = list(pool.map(lambda callback: post(port, *callback), callbacks))
+        assert codes == [200] * BURST
+
+    def idle() -> bool:
+        health = httpx2.get(f"http://127.0.0.1:{port}/health", timeout=DEADLINE).json()
+        return len(records(tmp_path, "ringing")) == BURST and health["queued"] + health["running"] == 0
+
+    wait_for(idle, "every event to run")
+    assert sorted(sid for _, sid in records(tmp_path, "ringing")) == sorted(
+        p["CallSid"] for p, _ in callbacks
+    )
+    process.terminate()
+    assert process.wait() == 0
