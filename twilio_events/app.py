@@ -117,7 +117,8 @@ class TwilioEvents:
             `sqlite:///twilio_events.db` for durable.
         ordering: "monotonic" skips callbacks whose status comes before one already handled for the SID.
         max_attempts / retry_delay: durable retries; the n-th waits about retry_delay * 2**(n-1) s (jittered).
-        workers / shutdown_grace: durable handlers run at once, and how long running handlers may finish
+        workers / shutdown_grace: durable handlers run at once in each process (server processes are
+            `run(processes=)`, `twilio-events run --workers`), and how long running handlers may finish
             at shut-down (seconds).
         lease: seconds a durable event stays held by a process that stops extending it (a dead one);
             a live process extends the leases of what it runs every lease / 3 s.
