@@ -71,6 +71,9 @@ def bind(listeners: Sequence[Listener]) -> list[socket.socket]:
 
 def supervise(listeners: Sequence[Listener], processes: int, serve_one: ServeOne) -> int:
     """Serve in `processes` forked processes until SIGTERM/SIGINT; 0 when all stopped cleanly, else 1."""
+    if not can_fork():
+        logger.error("cannot start %d server processes: this system has no os.fork; serve one", processes)
+        return 1
     try:
         sockets = bind(listeners)
     except OSError as exc:
