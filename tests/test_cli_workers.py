@@ -211,6 +211,7 @@ def test_an_app_that_mounts_twilio_events_is_served_by_every_process(spawn: Spaw
         )
     assert [answer.json() for answer in answers] == [{"status": "ok"}] * BURST
     process.wait_for_stderr("twilio_events ready", count=2)  # one lifespan in each process
+    assert len(set(re.findall(r"twilio_events\[(\d+)\]: twilio_events ready", process.stderr))) == 2
     assert PER_PROCESS_WARNING in process.stderr
 
     process.terminate()

@@ -52,6 +52,15 @@ class Servable(Protocol):
 logger = logging.getLogger("twilio_events")
 
 
+def configure_logging(log_level: str, processes: int = 1) -> None:
+    """Log lines with a time and a level, and the PID when several processes share the output, unless the
+    program configured logging itself."""
+    if not logging.getLogger().handlers:
+        name = "%(name)s[%(process)d]" if processes > 1 else "%(name)s"
+        line = f"%(asctime)s %(levelname)-7s {name}: %(message)s"
+        logging.basicConfig(level=log_level.upper(), format=line)
+
+
 class _ListenerServer(uvicorn.Server):
     """A uvicorn server that leaves signals to the group, so one Ctrl-C stops every listener."""
 
@@ -72,10 +81,7 @@ def run_app(
 ) -> None:
     """`serve` in a fresh event loop (uvloop when installed) until interrupted, in this process or in
     `processes` processes sharing the listeners (supervisor.py); a failed start (or process) exits 1."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-        )
+    configure_logging(log_level, processes)
     serve_here = functools.partial(
         _run_here, app, listeners, log_level=log_level, graceful_timeout=graceful_timeout, limits=limits
     )

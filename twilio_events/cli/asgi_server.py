@@ -52,13 +52,10 @@ def serve(
 ) -> None:
     """Serve `app` on every listener until interrupted, in `processes` processes sharing them; `path` is
     where its TwilioEvents app is."""
-    from ..serving import fastest_loop
+    from ..serving import configure_logging, fastest_loop
     from ..serving import serve as serve_listeners
 
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-        )
+    configure_logging(log_level, processes)
     served = ServedApp(app, path=path, trust_forwarded_headers=proxy_headers)
 
     def serve_here(sockets: Sequence[socket.socket] | None) -> None:
