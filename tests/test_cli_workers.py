@@ -110,7 +110,8 @@ def test_workers_share_the_port_and_stop_together_once_handlers_finish(spawn: Sp
     servers = {pid for pid, _ in records(tmp_path, "ringing")}
     assert process.popen.pid not in servers  # the supervisor serves nothing itself
     assert "2 server processes share every listener" in stdout_of(process)
-    assert PER_PROCESS_WARNING in process.stderr and "TWILIO_EVENTS_STORE=sqlite:///" in process.stderr
+    assert PER_PROCESS_WARNING in process.stderr
+    assert "--store sqlite:///" in process.stderr and "TWILIO_EVENTS_STORE=sqlite:///" in process.stderr
     assert process.stderr.count(PER_PROCESS_WARNING) == 1
 
     slow = call_payload("in-progress")
@@ -221,8 +222,8 @@ def test_an_app_that_mounts_twilio_events_is_served_by_every_process(spawn: Spaw
 
 def test_durable_processes_sharing_a_sqlite_file_run_each_callback_once(spawn: Spawn, tmp_path: Path) -> None:
     port = free_port()
-    env = {"TWILIO_EVENTS_DELIVERY": "durable", "TWILIO_EVENTS_STORE": "sqlite:///events.db"}
-    process = start(spawn, tmp_path, port, "--workers", "2", env=env)
+    options = ["--delivery", "durable", "--store", "sqlite:///events.db"]
+    process = start(spawn, tmp_path, port, "--workers", "2", *options)
     wait_serving(process, port)
     callbacks = [(call_payload("ringing"), new_idempotency_token()) for _ in range(BURST)]
 

@@ -205,13 +205,18 @@ def _stop_with(supervisor: int) -> None:
         raise SystemExit(1)
 
 
-def per_process_dedupe(store_durable: bool, processes: int) -> str | None:
+SHARED_STORE = (
+    "TWILIO_EVENTS_STORE=sqlite:///twilio_events.db (or a redis:// URL), or TwilioEvents(store=...)"
+)
+"""The settings that give several processes one store."""
+
+
+def per_process_dedupe(store_durable: bool, processes: int, fix: str = SHARED_STORE) -> str | None:
     """The warning to give when `processes` would each de-duplicate alone (a memory store), else None."""
     if processes < 2 or store_durable:
         return None
     return (
         f"{processes} server processes with the in-memory store: each process de-duplicates only the "
         "callbacks it received itself, so a copy of a callback that reaches another process runs its "
-        "handler again. Share one store: TWILIO_EVENTS_STORE=sqlite:///twilio_events.db (or a redis:// "
-        "URL), or TwilioEvents(store=...)."
+        f"handler again. Share one store: {fix}."
     )

@@ -11,7 +11,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
-from ..supervisor import can_fork, per_process_dedupe
+from ..supervisor import SHARED_STORE, can_fork, per_process_dedupe
 from .options import env
 from .output import CommandError
 
@@ -58,7 +58,8 @@ def summary_line(count: int) -> str:
 def warn_about_dedupe(service: Service, count: int) -> None:
     """Say loudly when each process would de-duplicate only what it received (a memory store)."""
     app = service.events
-    warning = per_process_dedupe(app.store.durable, count) if app is not None else None
+    fix = f"--store sqlite:///twilio_events.db, or {SHARED_STORE}"
+    warning = per_process_dedupe(app.store.durable, count, fix) if app is not None else None
     if warning:
         print(f"\n*** WARNING: {warning} ***\n", file=sys.stderr, flush=True)
 
