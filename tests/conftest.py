@@ -45,6 +45,7 @@ def _clean_twilio_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "TWILIO_EVENTS_READ_TIMEOUT",
         "TWILIO_EVENTS_MAX_CONNECTIONS",
         "TWILIO_EVENTS_KEEP_ALIVE_TIMEOUT",
+        "TWILIO_EVENTS_WORKERS",
     ):
         monkeypatch.delenv(name, raising=False)
 

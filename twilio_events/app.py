@@ -117,7 +117,8 @@ class TwilioEvents:
             `sqlite:///twilio_events.db` for durable.
         ordering: "monotonic" skips callbacks whose status comes before one already handled for the SID.
         max_attempts / retry_delay: durable retries; the n-th waits about retry_delay * 2**(n-1) s (jittered).
-        workers / shutdown_grace: durable handlers run at once, and how long running handlers may finish
+        workers / shutdown_grace: durable handlers run at once in each process (server processes are
+            `run(processes=)`, `twilio-events run --workers`), and how long running handlers may finish
             at shut-down (seconds).
         lease: seconds a durable event stays held by a process that stops extending it (a dead one);
             a live process extends the leases of what it runs every lease / 3 s.
@@ -346,12 +347,19 @@ class TwilioEvents:
             raise ConfigurationError("reconciliation is off: set TwilioEvents(reconcile_after=...)")
         return await self._dispatcher.reconcile(since, dry_run=dry_run, started=self._lifecycle.started)
 
-    def run(self, *, log_level: str = "info", graceful_timeout: int = 30) -> None:
-        """Serve every listener in this process until interrupted; in-flight handlers finish first."""
+    def run(self, *, log_level: str = "info", graceful_timeout: int = 30, processes: int = 1) -> None:
+        """Serve every listener until interrupted, in-flight handlers finishing first: in this process, or
+        in `processes` processes sharing the listeners (not `workers`: the handlers each runs at once)."""
         from .serving import run_app  # uvicorn is imported only by a process that serves
 
         run_app(
-            self, self.listeners, log_level=log_level, graceful_timeout=graceful_timeout, limits=self.limits
+            self,
+            self.listeners,
+            log_level=log_level,
+            graceful_timeout=graceful_timeout,
+            limits=self.limits,
+            processes=processes,
+            store_durable=self.store.durable,
         )
 
     @property

@@ -1,4 +1,5 @@
-"""Serving every listener of an app with uvicorn in one process (imported only by `app.run()`).
+"""Serving every listener of an app with uvicorn in one process, or in each of several that share the
+listeners (supervisor.py); imported only by `app.run()`.
 
 It knows the app only by what it serves (the `Servable` protocol), so it imports nothing of `app`.
 Every listener applies the `ServerLimits` given (the app's, or those of the environment): a read deadline
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Any, Protocol
 
 import uvicorn
 from starlette.types import Receive, Scope, Send
@@ -49,6 +52,15 @@ class Servable(Protocol):
 logger = logging.getLogger("twilio_events")
 
 
+def configure_logging(log_level: str, processes: int = 1) -> None:
+    """Log lines with a time and a level, and the PID when several processes share the output, unless the
+    program configured logging itself."""
+    if not logging.getLogger().handlers:
+        name = "%(name)s[%(process)d]" if processes > 1 else "%(name)s"
+        line = f"%(asctime)s %(levelname)-7s {name}: %(message)s"
+        logging.basicConfig(level=log_level.upper(), format=line)
+
+
 class _ListenerServer(uvicorn.Server):
     """A uvicorn server that leaves signals to the group, so one Ctrl-C stops every listener."""
 
@@ -64,20 +76,41 @@ def run_app(
     log_level: str = "info",
     graceful_timeout: int = 30,
     limits: ServerLimits | None = None,
+    processes: int = 1,
+    store_durable: bool = True,
 ) -> None:
-    """`serve` in a fresh event loop (uvloop when installed) until interrupted; a failed start exits 1."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-        )
+    """`serve` in a fresh event loop (uvloop when installed) until interrupted, in this process or in
+    `processes` processes sharing the listeners (supervisor.py); a failed start (or process) exits 1."""
+    configure_logging(log_level, processes)
+    serve_here = functools.partial(
+        _run_here, app, listeners, log_level=log_level, graceful_timeout=graceful_timeout, limits=limits
+    )
+    if processes <= 1:
+        serve_here(None)
+        return
+    from .supervisor import per_process_dedupe, supervise
+
+    warning = per_process_dedupe(store_durable, processes)
+    if warning:
+        logger.warning(warning)
+    code = supervise(listeners, processes, serve_here)
+    if code:
+        raise SystemExit(code)
+
+
+def _run_here(
+    app: Servable,
+    listeners: Sequence[Listener],
+    sockets: Sequence[socket.socket] | None,
+    **options: Any,
+) -> None:
+    """`serve` in this process, on `sockets` when given (bound by a supervisor), else binding its own."""
     try:
         with (
             contextlib.suppress(KeyboardInterrupt),
             asyncio.Runner(loop_factory=fastest_loop()) as runner,
         ):
-            runner.run(
-                serve(app, listeners, log_level=log_level, graceful_timeout=graceful_timeout, limits=limits)
-            )
+            runner.run(serve(app, listeners, sockets=sockets, **options))
     except START_FAILURES as exc:
         logger.error("cannot start: %s", start_failure(exc))
         raise SystemExit(1) from None
@@ -90,9 +123,11 @@ async def serve(
     log_level: str = "info",
     graceful_timeout: int = 30,
     limits: ServerLimits | None = None,
+    sockets: Sequence[socket.socket] | None = None,
 ) -> None:
     """Serve `app` on every listener until SIGINT/SIGTERM, letting in-flight handlers finish; `limits`
-    default to those of the environment (TWILIO_EVENTS_READ_TIMEOUT, ...)."""
+    default to those of the environment (TWILIO_EVENTS_READ_TIMEOUT, ...); `sockets`, one per listener,
+    are already bound (by a supervisor)."""
     if limits is None:
         try:
             limits = ServerLimits.resolve()
@@ -130,9 +165,9 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop_all, signum)
 
-    async def serve_one(server: _ListenerServer, listener: Listener) -> bool:
+    async def serve_one(server: _ListenerServer, listener: Listener, index: int) -> bool:
         try:
-            await server.serve()
+            await server.serve(sockets=None if sockets is None else [sockets[index]])
         except SystemExit:  # uvicorn exits when it cannot bind; stop the others and report it once
             logger.error(
                 "[%s] could not start on %s:%d; stopping", listener.name, listener.host, listener.port
@@ -146,7 +181,7 @@ async def serve(
             logger.info("[%s] receiving Twilio callbacks at %s", listener.name, listener.url(app.path))
         logger.info("connection limits: %s", limits.describe())
         started = await asyncio.gather(
-            *(serve_one(s, lst) for s, lst in zip(servers, listeners, strict=True))
+            *(serve_one(s, lst, i) for i, (s, lst) in enumerate(zip(servers, listeners, strict=True)))
         )
     if not all(started):
         raise SystemExit(1)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -40,19 +42,44 @@ class ServedApp:
 
 
 def serve(
-    app: ASGIApp, listeners: Sequence[Listener], *, path: str, proxy_headers: bool, log_level: str
+    app: ASGIApp,
+    listeners: Sequence[Listener],
+    *,
+    path: str,
+    proxy_headers: bool,
+    log_level: str,
+    processes: int = 1,
 ) -> None:
-    """Serve `app` on every listener until interrupted; `path` is where its TwilioEvents app is."""
-    from ..serving import fastest_loop
+    """Serve `app` on every listener until interrupted, in `processes` processes sharing them; `path` is
+    where its TwilioEvents app is."""
+    from ..serving import configure_logging, fastest_loop
     from ..serving import serve as serve_listeners
 
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-        )
+    configure_logging(log_level, processes)
     served = ServedApp(app, path=path, trust_forwarded_headers=proxy_headers)
-    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=fastest_loop()) as runner:
-        runner.run(serve_listeners(served, listeners, log_level=log_level))
+
+    def serve_here(sockets: Sequence[socket.socket] | None) -> None:
+        """Serve in this process; a server process of several reports its failed start itself."""
+        try:
+            with (
+                contextlib.suppress(KeyboardInterrupt),
+                asyncio.Runner(loop_factory=fastest_loop()) as runner,
+            ):
+                runner.run(serve_listeners(served, listeners, log_level=log_level, sockets=sockets))
+        except CommandError as exc:
+            if sockets is None:
+                raise
+            print(f"twilio-events: error: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+
+    if processes <= 1:
+        serve_here(None)
+        return
+    from ..supervisor import supervise
+
+    code = supervise(listeners, processes, serve_here)
+    if code:
+        raise SystemExit(code)
 
 
 @contextlib.asynccontextmanager

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigurationError
 from ..listener import Listener
+from . import workers
 from .options import PORT_ENV, add_command, env, env_flag, ports, split_list
 from .output import CommandError
 
@@ -104,6 +105,7 @@ def add_parser(commands: Any) -> None:
         choices=LOG_LEVELS,
         help="how much to log (env TWILIO_EVENTS_LOG_LEVEL; default info)",
     )
+    workers.add_option(run)
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -120,6 +122,7 @@ def execute(args: argparse.Namespace) -> int:
         raise CommandError(f"TWILIO_EVENTS_LOG_LEVEL={log_level!r}: choose one of {', '.join(LOG_LEVELS)}")
     listen_ports = ports(args.port, "--port") if args.port else ports([env(PORT_ENV) or ""], PORT_ENV)
     names = split_list(args.listener_name or [env("TWILIO_EVENTS_LISTENER_NAME") or ""])
+    processes = workers.processes(args, reload=reload)
     if args.no_validate_signature:
         os.environ[VALIDATE_SIGNATURE_ENV] = "false"  # before the target is imported: the app reads it
     if args.store:
@@ -130,15 +133,19 @@ def execute(args: argparse.Namespace) -> int:
         return _reload(target, args.argv)
 
     logging.getLogger("twilio_events").addFilter(_validation_warning_said_once)  # before the app warns
+    logging.getLogger("twilio_events").addFilter(workers.dedupe_warning_said_once)
     service = load_service(target)
     _apply_options(service, args, listen_ports, names)
     check_ports_free(service.listeners)
-    print(summary(service), flush=True)
+    print(summary(service, processes), flush=True)
     _warn_about_validation(service.events, args.no_validate_signature)
+    workers.warn_about_dedupe(service, processes)
     logging.getLogger("twilio_events").setLevel(log_level.upper())
     try:
-        _serve(service, log_level)
+        _serve(service, log_level, processes)
     except SystemExit as exc:
+        if exc.code and processes > 1:
+            raise CommandError("a server process failed or ended unexpectedly (see the log above)") from None
         if exc.code:
             raise CommandError("the service could not start (the reason is logged above)") from None
     return 0
@@ -170,11 +177,11 @@ def _apply_options(
     app.listeners = service.listeners
 
 
-def _serve(service: Service, log_level: str) -> None:
+def _serve(service: Service, log_level: str, processes: int) -> None:
     """Serve the TwilioEvents app as it serves itself, or any other ASGI app the same way."""
     events = service.events
     if events is not None and service.app is events:
-        events.run(log_level=log_level)
+        events.run(log_level=log_level, processes=processes)
         return
     from .asgi_server import serve
 
@@ -184,6 +191,7 @@ def _serve(service: Service, log_level: str) -> None:
         path=service.path,
         proxy_headers=events is not None and events.trust_forwarded_headers,
         log_level=log_level,
+        processes=processes,
     )
 
 
@@ -304,6 +312,7 @@ examples:
   twilio-events run myproject.hooks:app --port 8090 --port 8091
   twilio-events run main.py:app                           a FastAPI app that mounts a TwilioEvents app
   twilio-events run app.py --public-url https://abc.ngrok.app --log-level debug
+  twilio-events run app.py --workers 4                    four server processes on the same port
   TWILIO_EVENTS_PORT=9000 twilio-events run app.py --reload
   twilio-events run app.py --no-validate-signature       (local only: anyone could fake callbacks)
 

@@ -13,6 +13,7 @@ from ..listener import Listener
 from .output import table
 from .service import Service
 from .try_it import sink_route, try_it
+from .workers import summary_line
 
 STREAMED_CHANNELS = ("call", "sms", "amd", "streams")
 """The channels whose handlers Event Streams events reach (its call, message and AMD events, and any other
@@ -29,8 +30,9 @@ VOICE_SETTINGS = {
 """The setting that takes the webhook URL for each voice channel besides calls, shown when it has handlers."""
 
 
-def summary(service: Service) -> str:
-    """What is served where, the URLs to give Twilio, and which handler runs for which status."""
+def summary(service: Service, processes: int = 1) -> str:
+    """What is served where and by how many processes, the URLs to give Twilio, and which handler runs for
+    which status."""
     app = service.events
     if app is None:
         rows = [[listener.name, listener.url("/")] for listener in service.listeners]
@@ -40,6 +42,7 @@ def summary(service: Service) -> str:
                 "an ASGI app with no TwilioEvents app mounted in it",
                 "",
                 table(["LISTENER", "LOCAL URL"], rows),
+                summary_line(processes),
             ]
         )
     rows = [
@@ -50,6 +53,7 @@ def summary(service: Service) -> str:
         f"twilio-events {__version__}: serving {service.target}; {_checks(app)}",
         "",
         table(["LISTENER", "LOCAL URL", "URL FOR TWILIO (method POST)"], rows),
+        summary_line(processes),
         "",
         "Give Twilio that URL, method POST:",
         '  Console > Phone Numbers > your number > Messaging: "A MESSAGE COMES IN"',
