@@ -13,6 +13,7 @@ import os
 import signal
 import sqlite3
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -291,7 +292,8 @@ def test_a_killed_redis_instance_restarted_with_its_identity_runs_its_events_aga
 ) -> None:
     with redis_server(tmp_path / "redis") as server:
         # the default lease (30 s): taking the event back sooner than that is the restart's doing
-        env = {"DURABLE_APP_STORE": server.url, "DURABLE_APP_CONSUMER": "instance"}
+        # one name for both, and no other process on the machine (consumer slots are machine-wide)
+        env = {"DURABLE_APP_STORE": server.url, "DURABLE_APP_CONSUMER": f"instance-{uuid.uuid4().hex[:8]}"}
         doomed = app_process(env, name="doomed").start()
         twin = app_process(env, name="twin").start()  # the same name, alive: it must take nothing
         payload = call_payload("ringing", Block="1")
