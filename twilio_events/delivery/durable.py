@@ -15,6 +15,7 @@ from ..http.responses import acknowledge
 from ..kinds import Recognised, recognise
 from ..stores.base import LeaseLost, StatusMark, StoredEvent, StoreUnavailable
 from .inline import store_down
+from .outcome import note
 from .runner import HandlerFailed, HandlerRunner
 from .workers import WorkerPool
 
@@ -52,6 +53,7 @@ class DurableDelivery:
             )
         except StoreUnavailable as exc:
             return store_down(exc, listener)
+        note("queued" if added else "duplicate")
         if added:
             self._workers.notify()
         else:
