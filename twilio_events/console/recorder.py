@@ -131,8 +131,10 @@ class Recorder:
             same = (entry.channel, entry.status, entry.sequence)
             if entry.outcome in ("refused", "error"):
                 marks.append(entry.outcome)  # never delivered: it neither repeats nor orders anything
-            elif same in seen or entry.outcome == "duplicate":
+            elif entry.outcome == "duplicate":
                 marks.append("duplicate")
+            elif same in seen:
+                marks.append("repeat")  # the same status again, run again (a new idempotency token)
             elif is_regression(furthest.get(entry.channel), mark):
                 marks.append("out-of-order")
             elif mark is not None:

@@ -57,7 +57,7 @@ function addRow(tbody, entry) {
   cell(row, entry.handler ? entry.handler + "()" : "");
   badge(cell(row, ""), entry.outcome);
   cell(row, entry.duration_ms);
-  cell(row, entry.replay_of ? "replay of " + entry.replay_of : "");
+  cell(row, entry.replay_of ? "replay of " + entry.replay_of : "", "replay");
   row.addEventListener("click", () => showDetail(entry.id));
 }
 
@@ -100,7 +100,7 @@ async function showTimeline(sid) {
     const marks = cell(row, "");
     for (const mark of entry.marks) {
       const span = document.createElement("span");
-      span.className = "mark";
+      span.className = "mark mark-" + mark;
       span.textContent = mark;
       marks.appendChild(span);
     }
@@ -162,7 +162,7 @@ async function pollInbox() {
       cell(row, letter.sid);
       cell(row, letter.status);
       cell(row, letter.attempts);
-      cell(row, letter.error);
+      cell(row, letter.error, "error");
       const button = document.createElement("button");
       button.type = "button";
       button.className = "retry";
