@@ -19,6 +19,8 @@ from twilio_events.testing import sign
 from .conftest import TOKEN
 
 LOOPBACK = ("127.0.0.1", 50123)
+HERE = "http://127.0.0.1:8090"
+"""The console's address as its browser names it (the Host header must name this machine)."""
 ELSEWHERE = ("203.0.113.7", 50123)
 ACT = {"X-Twilio-Events-Console": "1"}
 
@@ -31,7 +33,7 @@ def post_callback(
     client: TestClient, params: dict[str, str], token: str | None = None, path: str = "/"
 ) -> Any:
     """POST `params` signed for `path` as Twilio would, with an idempotency token when given."""
-    headers = {"X-Twilio-Signature": sign(f"http://testserver{path}", params, TOKEN)}
+    headers = {"X-Twilio-Signature": sign(str(client.base_url).rstrip("/") + path, params, TOKEN)}
     if token:
         headers["I-Twilio-Idempotency-Token"] = token
     return client.post(path, data=params, headers=headers)
@@ -59,24 +61,24 @@ def app() -> TwilioEvents:
 
 @pytest.fixture
 def local(app: TwilioEvents) -> Iterator[TestClient]:
-    with TestClient(app, client=LOOPBACK) as client:
+    with TestClient(app, base_url=HERE, client=LOOPBACK) as client:
         yield client
 
 
 def test_the_console_is_off_unless_asked_for() -> None:
-    with TestClient(TwilioEvents(auth_token=TOKEN), client=LOOPBACK) as client:
+    with TestClient(TwilioEvents(auth_token=TOKEN), base_url=HERE, client=LOOPBACK) as client:
         assert client.get("/console/").status_code == 404
 
 
 def test_the_environment_turns_it_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TWILIO_EVENTS_CONSOLE", "true")
-    with TestClient(TwilioEvents(auth_token=TOKEN), client=LOOPBACK) as client:
+    with TestClient(TwilioEvents(auth_token=TOKEN), base_url=HERE, client=LOOPBACK) as client:
         assert client.get("/console/").status_code == 200
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "::1", "127.0.0.2", "::ffff:127.0.0.1"])
 def test_loopback_clients_see_the_page(app: TwilioEvents, address: str) -> None:
-    with TestClient(app, client=(address, 1)) as client:
+    with TestClient(app, base_url=HERE, client=(address, 1)) as client:
         page = client.get("/console/")
     assert page.status_code == 200
     assert "twilio-events console" in page.text
@@ -84,7 +86,7 @@ def test_loopback_clients_see_the_page(app: TwilioEvents, address: str) -> None:
 
 
 def test_other_clients_are_refused_without_credentials(app: TwilioEvents) -> None:
-    with TestClient(app, client=ELSEWHERE) as client:
+    with TestClient(app, base_url=HERE, client=ELSEWHERE) as client:
         for target in ("/console/", "/console/api/callbacks", "/console/static/console.js"):
             answer = client.get(target)
             assert answer.status_code == 403, target
@@ -95,29 +97,38 @@ def test_a_proxied_request_is_not_taken_for_a_local_one(local: TestClient) -> No
     assert local.get("/console/", headers={"X-Forwarded-For": "203.0.113.7"}).status_code == 403
 
 
+@pytest.mark.parametrize("host", ["localhost:8090", "127.0.0.1", "[::1]:8090", "app.localhost"])
+def test_a_local_page_names_this_machine(local: TestClient, host: str) -> None:
+    assert local.get("/console/", headers={"Host": host}).status_code == 200
+
+
+def test_another_sites_name_resolved_to_this_machine_is_refused(local: TestClient) -> None:
+    assert local.get("/console/api/callbacks", headers={"Host": "evil.example:8090"}).status_code == 403
+
+
 def test_with_credentials_everyone_must_give_them() -> None:
     app = TwilioEvents(auth_token=TOKEN, console=True, console_auth=("ops", "s3cret"))
-    with TestClient(app, client=ELSEWHERE) as client:
+    with TestClient(app, base_url=HERE, client=ELSEWHERE) as client:
         refused = client.get("/console/")
         assert refused.status_code == 401
         assert refused.headers["www-authenticate"].startswith("Basic ")
         assert client.get("/console/", headers=basic("ops", "wrong")).status_code == 401
         assert client.get("/console/", headers=basic("ops", "s3cret")).status_code == 200
         assert client.get("/console/api/callbacks", headers=basic("ops", "s3cret")).status_code == 200
-    with TestClient(app, client=LOOPBACK) as client:
+    with TestClient(app, base_url=HERE, client=LOOPBACK) as client:
         assert client.get("/console/").status_code == 401
 
 
 def test_credentials_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TWILIO_EVENTS_CONSOLE_AUTH", "ops:pw")
     app = TwilioEvents(auth_token=TOKEN, console=True)
-    with TestClient(app, client=ELSEWHERE) as client:
+    with TestClient(app, base_url=HERE, client=ELSEWHERE) as client:
         assert client.get("/console/", headers=basic("ops", "pw")).status_code == 200
 
 
 def test_the_page_never_shows_the_token_nor_a_signature(local: TestClient) -> None:
     params = dict(call_payload("ringing"))
-    signature = sign("http://testserver/", params, TOKEN)
+    signature = sign(HERE + "/", params, TOKEN)
     answer = local.post("/", data=params, headers={"X-Twilio-Signature": signature})
     assert answer.status_code == 200
     local.post("/", data=params, headers={"X-Twilio-Signature": "forged"})
@@ -140,7 +151,7 @@ def test_the_page_never_shows_the_token_nor_a_signature(local: TestClient) -> No
 def test_the_webhook_path_does_not_serve_the_console(app: TwilioEvents, local: TestClient) -> None:
     assert local.get("/").status_code == 405  # the webhook path answers Twilio's POSTs only
     params = dict(call_payload("ringing"))
-    signed = {"X-Twilio-Signature": sign("http://testserver/console/", params, TOKEN)}
+    signed = {"X-Twilio-Signature": sign(HERE + "/console/", params, TOKEN)}
     assert local.post("/console/", data=params, headers=signed).status_code == 405
     assert local.post("/console", data=params, headers=signed).status_code in (307, 405)
     assert callbacks(local) == []  # none of these reached the handlers, nor the recorder
@@ -152,8 +163,10 @@ def test_actions_need_the_page_header_and_its_origin(local: TestClient) -> None:
     assert local.post("/console/api/replay", json={"id": entry}).status_code == 403
     elsewhere = {**ACT, "Origin": "https://evil.example"}
     assert local.post("/console/api/replay", json={"id": entry}, headers=elsewhere).status_code == 403
-    same = {**ACT, "Origin": "http://testserver"}
+    same = {**ACT, "Origin": HERE}
     assert local.post("/console/api/replay", json={"id": entry}, headers=same).status_code == 200
+    behind_tls = {**ACT, "Origin": HERE.replace("http:", "https:")}
+    assert local.post("/console/api/replay", json={"id": entry}, headers=behind_tls).status_code == 200
 
 
 def test_each_callback_is_listed_with_its_outcome(local: TestClient) -> None:
@@ -185,7 +198,7 @@ def test_failed_and_out_of_order_outcomes() -> None:
         raise RuntimeError("boom")
 
     sid = call_payload("ringing")["CallSid"]
-    with TestClient(app, client=LOOPBACK) as client:
+    with TestClient(app, base_url=HERE, client=LOOPBACK) as client:
         post_callback(client, dict(call_payload("completed", CallSid=sid, SequenceNumber="3")))
         post_callback(client, dict(call_payload("ringing", CallSid=sid, SequenceNumber="1")))
         other = dict(call_payload("in-progress"))
@@ -234,7 +247,7 @@ def test_replay_signs_again_and_shows_the_new_outcome(local: TestClient) -> None
 
 def test_replay_reaches_an_app_mounted_below_a_path() -> None:
     app = TwilioEvents(auth_token=TOKEN, console=True, path="/twilio/")
-    with TestClient(app, client=LOOPBACK) as client:
+    with TestClient(app, base_url=HERE, client=LOOPBACK) as client:
         assert client.get("/twilio/console/").status_code == 200
         post_callback(client, dict(call_payload("ringing")), path="/twilio")
         entry = client.get("/twilio/console/api/callbacks").json()["callbacks"][0]
@@ -255,7 +268,7 @@ def test_the_durable_inbox_retries_and_purges_dead_letters(tmp_path: Path) -> No
             failures.append(event.call_sid)
             raise RuntimeError("the database is down")
 
-    with TestClient(app, client=LOOPBACK) as client:
+    with TestClient(app, base_url=HERE, client=LOOPBACK) as client:
         assert client.get("/console/").text.count('data-durable="true"') == 1
         post_callback(client, dict(call_payload("completed")), token="one")
         post_callback(client, dict(call_payload("completed")), token="two")

@@ -63,7 +63,9 @@ def serve(tmp_path: Path, **env: str) -> tuple[Process, str]:
     args = ["-m", "twilio_events", "run", str(APP), "--console", "--host", "127.0.0.1", "--port", str(port)]
     process = Process(args, tmp_path, {"TWILIO_AUTH_TOKEN": TOKEN, **env})
     process.wait_for_stderr("Uvicorn running on")
-    return process, f"http://127.0.0.1:{port}/"
+    url = f"http://127.0.0.1:{port}/"
+    assert f"Live console (this machine only): {url}console/" in process.stdout_path.read_text()
+    return process, url
 
 
 def simulate(url: str, *options: str) -> None:

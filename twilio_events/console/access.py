@@ -30,13 +30,27 @@ def is_loopback(scope: Scope) -> bool:
     return address.is_loopback
 
 
+def names_this_machine(scope: Scope) -> bool:
+    """True when the Host header is localhost or a loopback address: a page of another site whose name
+    was made to resolve to 127.0.0.1 (DNS rebinding) sends its own name, and is refused."""
+    host = (header(scope, b"host") or "").strip().lower()
+    name = host[1:].partition("]")[0] if host.startswith("[") else host.rpartition(":")[0] or host
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def refusal(scope: Scope, credentials: tuple[str, str] | None) -> Response | None:
     """None when the request may see the console; else the 401 or 403 to answer."""
     if credentials is None:
-        if is_loopback(scope):
+        if is_loopback(scope) and names_this_machine(scope):
             return None
         return PlainTextResponse(
-            "Forbidden: the console answers only this machine (127.0.0.1, ::1); set console credentials "
+            "Forbidden: the console answers only this machine, at 127.0.0.1, [::1] or localhost; set console "
+            "credentials "
             "(console_auth=, TWILIO_EVENTS_CONSOLE_AUTH) to open it to others",
             status_code=403,
         )

@@ -9,6 +9,7 @@ from functools import cache
 from importlib.resources import files
 from string import Template
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
@@ -155,9 +156,10 @@ class ConsoleRoutes:
 
 
 def _same_origin(request: Request) -> bool:
-    """True without an Origin header (not a browser's cross-site request), or with this host's own."""
+    """True without an Origin header (not a browser's cross-site request), or with this host's own (behind
+    a TLS proxy, the scheme may differ from the request's)."""
     origin = request.headers.get("origin")
-    return origin is None or origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
+    return origin is None or urlsplit(origin).netloc == request.headers.get("host", "")
 
 
 def _json(data: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:

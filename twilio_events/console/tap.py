@@ -24,6 +24,9 @@ REPLAY_SCOPE_KEY = "twilio_events.console.replay_of"
 SHOWN_BODY = 16 * 1024
 """Characters of a response (or of a body that is not a form) the console keeps."""
 
+KEPT_BODY = 2 * 1024 * 1024
+"""Bytes of a request body the tap keeps at most (the endpoint refuses larger ones anyway)."""
+
 _NOT_REPLAYED = (SIGNATURE_HEADER.lower(), IDEMPOTENCY_HEADER.lower(), b"content-length")
 
 
@@ -51,7 +54,7 @@ class Tap:
 
         async def receive_tapped() -> Message:
             message = await receive()
-            if message["type"] == "http.request":
+            if message["type"] == "http.request" and len(body) < KEPT_BODY:
                 body.extend(message.get("body", b""))
             return message
 
@@ -99,6 +102,7 @@ class Tap:
             pairs = [("(body)", body.decode("utf-8", "replace")[:SHOWN_BODY])]
         if not outcome:
             outcome = "refused" if 400 <= status < 500 else "error" if status >= 500 or not status else "?"
+        replayable = is_form and len(body) < KEPT_BODY
         sids = frozenset(value for name, value in pairs if name in SID_PARAMS and value)
         headers = [(name, value) for name, value in scope["headers"] if name.lower() not in _NOT_REPLAYED]
         kept_scope = {k: v for k, v in scope.items() if k in _REPLAYED_SCOPE}
@@ -122,7 +126,7 @@ class Tap:
             token=header(scope, IDEMPOTENCY_HEADER) or "",
             replay_of=scope.get(REPLAY_SCOPE_KEY),
             sids=sids | {sid} if sid else sids,
-            replayable=Replayable({**kept_scope, "headers": headers}, body) if is_form else None,
+            replayable=Replayable({**kept_scope, "headers": headers}, body) if replayable else None,
         )
 
     def _verdict(self, scope: Scope, status: int, response: str) -> str:
