@@ -187,7 +187,7 @@ def test_each_callback_is_listed_with_its_outcome(local: TestClient) -> None:
     assert detail["response_body"].endswith("<Response/>")
     assert detail["token"] == "first"
     assert callbacks(local)[0]["id"] == rows[0]["id"]
-    assert local.get(f"/console/api/callbacks?after={rows[0]['id']}").json()["callbacks"] == []
+    assert local.get(f"/console/api/callbacks?since={rows[0]['changed']}").json()["callbacks"] == []
 
 
 def test_failed_and_out_of_order_outcomes() -> None:
@@ -272,12 +272,14 @@ def test_the_durable_inbox_retries_and_purges_dead_letters(tmp_path: Path) -> No
         assert client.get("/console/").text.count('data-durable="true"') == 1
         post_callback(client, dict(call_payload("completed")), token="one")
         post_callback(client, dict(call_payload("completed")), token="two")
-        assert [row["outcome"] for row in callbacks(client)] == ["queued", "queued"]
         inbox = wait_for_inbox(client, lambda inbox: inbox["counts"]["dead"] == 2)
+        assert [row["outcome"] for row in callbacks(client)] == ["dead letter", "dead letter"]
         assert inbox["dead"][0]["error"] == "RuntimeError: the database is down"
         retried = client.post("/console/api/inbox/retry", json={"id": inbox["dead"][0]["id"]}, headers=ACT)
         assert retried.json() == {"retried": 1}
         wait_for_inbox(client, lambda inbox: inbox["counts"]["dead"] == 1 and not inbox["counts"]["queued"])
+        outcomes = sorted((row["outcome"], row["handler"].rsplit(".", 1)[-1]) for row in callbacks(client))
+        assert outcomes == [("dead letter", "completed"), ("handled", "completed")]
         assert client.post("/console/api/inbox/purge", json={}, headers=ACT).json() == {"purged": 1}
         assert client.get("/console/api/inbox").json()["dead"] == []
 

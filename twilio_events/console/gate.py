@@ -76,7 +76,7 @@ def build_console(
         trust = lambda: endpoint.trust_forwarded_headers  # noqa: E731
         return Replay(tap, token_for, signing_url(public_url, trust))
 
-    return Console(
+    console = Console(
         endpoint,
         path=below(endpoint.path, CONSOLE_SUBPATH) or "/" + CONSOLE_SUBPATH,
         callback_paths=lambda: (endpoint.path, endpoint.streams_path),
@@ -85,3 +85,5 @@ def build_console(
         facts=facts,
         credentials=credentials,
     )
+    endpoint.dispatcher.observe_stored(console.recorder.settle)
+    return console

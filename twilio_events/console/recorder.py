@@ -55,6 +55,10 @@ class Entry:
     response_body: str
     params: list[tuple[str, str]]
     token: str
+    key: str | None = None
+    """The de-duplication key delivery knew it by: a worker's later outcome finds the entry with it."""
+    changed: int = 0
+    """When it was added or last changed, on the recorder's clock: a page asks for what changed since."""
     replay_of: int | None = None
     sids: frozenset[str] = frozenset()
     replayable: Replayable | None = field(default=None, repr=False)
@@ -75,6 +79,7 @@ class Entry:
             "duration_ms": round(self.duration_ms, 1),
             "http_status": self.http_status,
             "replay_of": self.replay_of,
+            "changed": self.changed,
         }
 
     def detail(self) -> dict[str, Any]:
@@ -96,22 +101,34 @@ class Recorder:
     def __init__(self, size: int = RING_SIZE) -> None:
         self._entries: deque[Entry] = deque(maxlen=size)
         self._ids = itertools.count(1)
+        self._clock = itertools.count(1)
         self._lock = threading.Lock()
 
     def next_id(self) -> int:
-        """A new entry's id: ids grow, so a page asks for what is newer than the last it has."""
+        """A new entry's id: ids grow with arrival."""
         return next(self._ids)
 
     def add(self, entry: Entry) -> None:
         """Remember `entry`, dropping the oldest when the ring is full."""
         with self._lock:
+            entry.changed = next(self._clock)
             self._entries.append(entry)
 
-    def since(self, after: int = 0, limit: int = RING_SIZE) -> list[Entry]:
-        """Entries newer than id `after`, newest first, at most `limit`."""
+    def settle(self, key: str, outcome: str, handler: str) -> None:
+        """A worker ran the stored event of `key`: its newest queued entry takes the outcome."""
         with self._lock:
-            newer = [entry for entry in self._entries if entry.id > after]
-        return newer[::-1][:limit]
+            for entry in reversed(self._entries):
+                if entry.key == key and entry.outcome in _WAITING:
+                    entry.outcome = outcome or entry.outcome
+                    entry.handler = handler or entry.handler
+                    entry.changed = next(self._clock)
+                    return
+
+    def since(self, changed: int = 0, limit: int = RING_SIZE) -> list[Entry]:
+        """Entries added or changed after `changed`, newest first, at most `limit`."""
+        with self._lock:
+            newer = [entry for entry in self._entries if entry.changed > changed]
+        return sorted(newer, key=lambda entry: entry.id, reverse=True)[:limit]
 
     def get(self, entry_id: int) -> Entry | None:
         """The entry with this id, while the ring still holds it."""
@@ -143,6 +160,10 @@ class Recorder:
                 seen.add(same)
             rows.append({**entry.summary(), "marks": marks})
         return rows
+
+
+_WAITING = frozenset({"queued", "retrying", "dead letter"})
+"""Outcomes a worker's run changes later (a dead letter runs again once retried from the inbox)."""
 
 
 def _int(value: str) -> int | None:

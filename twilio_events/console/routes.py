@@ -92,8 +92,8 @@ class ConsoleRoutes:
         if request.method not in ("GET", "HEAD"):
             return _json({"error": "Method Not Allowed"}, 405, {"Allow": "GET, POST"})
         if name == "callbacks":
-            after = _int(request.query_params.get("after")) or 0
-            rows = [entry.summary() for entry in self.recorder.since(after)]
+            since = _int(request.query_params.get("since")) or 0
+            rows = [entry.summary() for entry in self.recorder.since(since)]
             return _json({"callbacks": rows})
         if name.startswith("callbacks/"):
             entry = self.recorder.get(_int(name.removeprefix("callbacks/")) or -1)

@@ -93,11 +93,13 @@ class Tap:
         is_form = (header(scope, b"content-type") or "").split(";")[0].strip().lower().endswith("urlencoded")
         pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True) if is_form else []
         params = Params.from_pairs(pairs)
+        token = header(scope, IDEMPOTENCY_HEADER)
         try:
-            callback = recognise(params)
-            channel, kind_status, sid = callback.channel, callback.status, callback.sid
+            callback = recognise(params, token)
+            channel, kind_status, sid, key = callback.channel, callback.status, callback.sid, callback.key
         except Unrecognised:
             channel, kind_status, sid = ("streams", "batch", "") if not is_form else ("?", "", "")
+            key = None
         if not is_form and body:
             pairs = [("(body)", body.decode("utf-8", "replace")[:SHOWN_BODY])]
         if not outcome:
@@ -123,7 +125,8 @@ class Tap:
             response_type=sent["type"],
             response_body=response,
             params=pairs,
-            token=header(scope, IDEMPOTENCY_HEADER) or "",
+            token=token or "",
+            key=key,
             replay_of=scope.get(REPLAY_SCOPE_KEY),
             sids=sids | {sid} if sid else sids,
             replayable=Replayable({**kept_scope, "headers": headers}, body) if replayable else None,

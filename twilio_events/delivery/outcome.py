@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+
+StoredObserver = Callable[[str, str, str], None]
+"""Told (key, outcome, handler) of what a worker made of a stored event: handled, retrying, dead letter."""
 
 
 @dataclass(slots=True)

@@ -1,7 +1,7 @@
 // The console page: polls the JSON API, renders rows with textContent only (callbacks are untrusted input).
 "use strict";
 
-const state = { last: 0, selected: null, sid: null, rows: 0 };
+const state = { changed: 0, selected: null, sid: null };
 const MAX_ROWS = 1000;
 const $ = (id) => document.getElementById(id);
 
@@ -36,10 +36,14 @@ async function api(path, body) {
   return data;
 }
 
-function addRow(tbody, entry) {
-  const row = tbody.insertRow(0);
+function putRow(tbody, entry) {
+  // A new callback goes on top; one that changed (a worker ran it) is redrawn where it is.
+  const row = document.createElement("tr");
+  const old = tbody.querySelector('tr[data-id="' + entry.id + '"]');
+  if (old) old.replaceWith(row); else tbody.insertBefore(row, tbody.firstChild);
   row.dataset.id = entry.id;
   row.className = "new";
+  if (state.selected && state.selected.id === entry.id) row.classList.add("selected");
   cell(row, clock(entry.at));
   cell(row, entry.listener);
   cell(row, entry.channel);
@@ -63,12 +67,12 @@ function addRow(tbody, entry) {
 
 async function poll() {
   try {
-    const data = await api("callbacks?after=" + state.last);
+    const data = await api("callbacks?since=" + state.changed);
     const tbody = $("callbacks").tBodies[0];
     const fresh = data.callbacks.slice().reverse();
     for (const entry of fresh) {
-      addRow(tbody, entry);
-      state.last = Math.max(state.last, entry.id);
+      putRow(tbody, entry);
+      state.changed = Math.max(state.changed, entry.changed);
     }
     while (tbody.rows.length > MAX_ROWS) tbody.deleteRow(-1);
     $("empty").hidden = tbody.rows.length > 0;
