@@ -146,7 +146,7 @@ class Recorder:
             marks = []
             mark = status_mark(entry.channel, entry.status, _int(entry.sequence))
             same = (entry.channel, entry.status, entry.sequence)
-            if entry.outcome in ("refused", "error"):
+            if entry.outcome in _UNDELIVERED:
                 marks.append(entry.outcome)  # never delivered: it neither repeats nor orders anything
             elif entry.outcome == "duplicate":
                 marks.append("duplicate")
@@ -156,12 +156,14 @@ class Recorder:
                 marks.append("out-of-order")
             elif mark is not None:
                 furthest[entry.channel] = mark
-            if entry.outcome not in ("refused", "error"):
+            if entry.outcome not in _UNDELIVERED:
                 seen.add(same)
             rows.append({**entry.summary(), "marks": marks})
         return rows
 
 
+_UNDELIVERED = frozenset({"refused", "error", "disconnected"})
+"""Outcomes of callbacks that never reached a handler."""
 _WAITING = frozenset({"queued", "retrying", "dead letter"})
 """Outcomes a worker's run changes later (a dead letter runs again once retried from the inbox)."""
 

@@ -103,7 +103,7 @@ class Tap:
         if not is_form and body:
             pairs = [("(body)", body.decode("utf-8", "replace")[:SHOWN_BODY])]
         if not outcome:
-            outcome = "refused" if 400 <= status < 500 else "error" if status >= 500 or not status else "?"
+            outcome = "refused" if 400 <= status < 500 else "error" if status >= 500 else "disconnected"
         replayable = is_form and len(body) < KEPT_BODY
         sids = frozenset(value for name, value in pairs if name in SID_PARAMS and value)
         headers = [(name, value) for name, value in scope["headers"] if name.lower() not in _NOT_REPLAYED]

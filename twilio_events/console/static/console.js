@@ -15,7 +15,7 @@ function cell(row, text, className) {
 function badge(td, outcome) {
   td.textContent = "";
   const span = document.createElement("span");
-  span.className = "outcome o-" + outcome;
+  span.className = "outcome o-" + outcome.replace(/ /g, "-");
   span.textContent = outcome;
   td.appendChild(span);
 }
