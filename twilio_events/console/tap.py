@@ -16,6 +16,7 @@ from ..http.request import header
 from ..kinds import IDEMPOTENCY_HEADER, Unrecognised, recognise
 from ..listener import LISTENER_SCOPE_KEY
 from ..security import SIGNATURE_HEADER
+from ..streams import NotCloudEvents, parse_batch
 from .recorder import SID_PARAMS, Entry, Recorder, Replayable
 
 REPLAY_SCOPE_KEY = "twilio_events.console.replay_of"
@@ -100,12 +101,15 @@ class Tap:
         except Unrecognised:
             channel, kind_status, sid = ("streams", "batch", "") if not is_form else ("?", "", "")
             key = None
+        sids = frozenset(value for name, value in pairs if name in SID_PARAMS and value)
         if not is_form and body:
+            reported = _batch_params(body)
+            kind_status = f"batch of {len(reported)}" if reported else kind_status
+            sids = frozenset(value for event in reported for name, value in event if name in SID_PARAMS)
             pairs = [("(body)", body.decode("utf-8", "replace")[:SHOWN_BODY])]
         if not outcome:
             outcome = "refused" if 400 <= status < 500 else "error" if status >= 500 else "disconnected"
         replayable = is_form and len(body) < KEPT_BODY
-        sids = frozenset(value for name, value in pairs if name in SID_PARAMS and value)
         headers = [(name, value) for name, value in scope["headers"] if name.lower() not in _NOT_REPLAYED]
         kept_scope = {k: v for k, v in scope.items() if k in _REPLAYED_SCOPE}
         return Entry(
@@ -141,6 +145,14 @@ class Tap:
         if not self._validating():
             return "not checked (validation off)"
         return "not reached"
+
+
+def _batch_params(body: bytes) -> list[list[tuple[str, str]]]:
+    """The parameters of each callback an Event Streams batch reports (none when it is not one)."""
+    try:
+        return [event.params() for event in parse_batch(body)]
+    except NotCloudEvents:
+        return []
 
 
 _REPLAYED_SCOPE = frozenset(
