@@ -45,3 +45,11 @@ def test_console_needs_a_twilio_events_app(tmp_path: Path) -> None:
     result = cli("run", "app.py:app", "--console", cwd=tmp_path)
 
     assert_one_line_error(result, "--console needs a TwilioEvents app")
+
+
+def test_console_needs_one_process(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(FASTAPI_APP, encoding="utf-8")
+
+    result = cli("run", "app.py", "--console", "--workers", "2", cwd=tmp_path)
+
+    assert_one_line_error(result, "needs one process", "--workers 2")

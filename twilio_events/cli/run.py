@@ -142,6 +142,11 @@ def execute(args: argparse.Namespace) -> int:
     logging.getLogger("twilio_events").addFilter(workers.dedupe_warning_said_once)
     service = load_service(target)
     _apply_options(service, args, listen_ports, names)
+    if processes > 1 and service.events is not None and service.events.console is not None:
+        raise CommandError(
+            f"the console shows the callbacks of the process that serves it, so it needs one process: "
+            f"leave out --workers {processes} (or TWILIO_EVENTS_WORKERS), or the console"
+        )
     check_ports_free(service.listeners)
     print(summary(service, processes), flush=True)
     if service.events is not None and service.events.console is not None:
