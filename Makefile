@@ -16,11 +16,12 @@ $(STAMP): pyproject.toml
 
 # `make run`: the call-status example on port 8090 (listener "twilioListener"; TWILIO_EVENTS_PORT=... to
 # change it), served by `twilio-events run`, which prints how to send it a test callback. Without
-# TWILIO_AUTH_TOKEN it runs for local use only, with signature validation off (and says so).
+# TWILIO_AUTH_TOKEN it runs for local use only, with signature validation off (and says so). The live
+# console is on, at http://127.0.0.1:8090/console/ (this machine only).
 run: $(STAMP)
 	@[ -n "$$TWILIO_AUTH_TOKEN" ] || \
 		echo "TWILIO_AUTH_TOKEN is not set: starting with --no-validate-signature (set it to check signatures)."
-	$(BIN)/twilio-events run examples/call_status.py $(if $(TWILIO_AUTH_TOKEN),,--no-validate-signature)
+	$(BIN)/twilio-events run examples/call_status.py --console $(if $(TWILIO_AUTH_TOKEN),,--no-validate-signature)
 
 test: $(STAMP)
 	$(BIN)/ruff check twilio_events tests examples bench

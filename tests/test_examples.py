@@ -382,11 +382,12 @@ def test_make_run_without_a_token_starts_for_local_use(tmp_path: Path) -> None:
     with make_run(tmp_path) as example:
         example.wait_for_output("receiving Twilio callbacks")
         assert "TWILIO_AUTH_TOKEN is not set" in example.output
-        assert "twilio-events run examples/call_status.py --no-validate-signature" in example.output
+        assert "twilio-events run examples/call_status.py --console --no-validate-signature" in example.output
         assert "X-Twilio-Signature validation is OFF" in example.output
         assert example.output.count("validation is OFF") == 1  # once, loudly
         curl, simulate = try_it(example)
         url = f"http://127.0.0.1:{example.port}/"
+        assert f"Live console (this machine only): {url}console/" in example.output
         assert curl[:4] == ["curl", "-X", "POST", url]
         assert not any(arg.startswith("X-Twilio-Signature") for arg in curl)  # unsigned
         assert "AccountSid" not in form_of(curl)

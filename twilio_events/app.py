@@ -15,6 +15,7 @@ from .channels import CallChannel, Channel, Handler, SmsChannel
 from .channels_streams import StreamsChannel
 from .channels_voice import AmdChannel, ConferenceChannel, RecordingChannel, TranscriptionChannel
 from .config import (
+    CONSOLE_ENV,
     NO_TOKEN_MESSAGE,
     VALIDATE_SIGNATURE_ENV,
     ConfigurationError,
@@ -44,6 +45,8 @@ from .stores import Store, StoreUnavailable
 
 if TYPE_CHECKING:
     from twilio.rest import Client
+
+    from .console import Console
 
 __all__ = ["ConfigurationError", "TwilioEvents"]
 
@@ -86,6 +89,8 @@ class TwilioEvents:
         read_timeout: float | None = None,
         max_connections: int | None = None,
         keep_alive_timeout: int | None = None,
+        console: bool | None = None,
+        console_auth: tuple[str, str] | None = None,
     ) -> None:
         """Configure the app.
 
@@ -137,6 +142,9 @@ class TwilioEvents:
             the seconds a client has to send a whole request (10), the connections open at once in the
             process (1000), the seconds an idle connection stays open (5); default
             TWILIO_EVENTS_READ_TIMEOUT, TWILIO_EVENTS_MAX_CONNECTIONS, TWILIO_EVENTS_KEEP_ALIVE_TIMEOUT.
+        console / console_auth: serve the live console at `{path}console/` (default TWILIO_EVENTS_CONSOLE,
+            else off), to loopback clients only unless (user, password) are set for HTTP Basic
+            authentication (default TWILIO_EVENTS_CONSOLE_AUTH, "user:password").
         """
         try:
             credentials, self.account_sid, self.auth_token = load_credentials(
@@ -222,6 +230,11 @@ class TwilioEvents:
             streams_path=below(self.path, event_streams_path),
             read_timeout=self.limits.read_timeout,
         )
+        self._asgi: ASGIApp = self._endpoint
+        self.console: Console | None = None
+        """The live console, when enabled (`console=True` or `enable_console()`)."""
+        if console or (console is None and env_flag(CONSOLE_ENV, default=False)):
+            self.enable_console(console_auth)
 
     def __repr__(self) -> str:
         return (
@@ -251,6 +264,24 @@ class TwilioEvents:
     @trust_forwarded_headers.setter
     def trust_forwarded_headers(self, value: bool) -> None:
         self._endpoint.trust_forwarded_headers = value
+
+    def enable_console(self, auth: tuple[str, str] | None = None) -> None:
+        """Serve the live console at `{path}console/`: to loopback clients only, unless `auth` (user,
+        password; default TWILIO_EVENTS_CONSOLE_AUTH) asks everyone for HTTP Basic credentials."""
+        from .console import AppFacts, build_console  # nothing of the console is loaded while it is off
+
+        def token_for(account: str | None) -> str | None:
+            tokens = self._credentials.tokens
+            found = tokens.get(None) or tokens.get(account or "") or ()
+            return found[0] if found else None
+
+        try:
+            facts = AppFacts(self.path, self.delivery, self.validate_signature)
+            store = self.store if self.delivery == "durable" else None
+            self.console = build_console(self._endpoint, facts, store, token_for, auth)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        self._asgi = self.console
 
     def on_error(self, function: ErrorHook) -> ErrorHook:
         """Register a hook `(event, exc)` for handler errors; what it returns replaces the 500."""
@@ -299,7 +330,7 @@ class TwilioEvents:
         if scope["type"] == "lifespan":
             await self._lifecycle.serve_lifespan(receive, send)
             return
-        endpoint: ASGIApp = self._endpoint
+        endpoint: ASGIApp = self._asgi
         if not self._lifecycle.started:  # mounted without the parent forwarding lifespan events
             self._mounted_at = self._mounted_at or str(scope.get("root_path", ""))
             try:

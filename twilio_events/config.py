@@ -17,6 +17,7 @@ VALIDATE_SIGNATURE_ENV = "TWILIO_EVENTS_VALIDATE_SIGNATURE"
 PORT_ENV = "TWILIO_EVENTS_PORT"
 STORE_ENV = "TWILIO_EVENTS_STORE"
 DELIVERY_ENV = "TWILIO_EVENTS_DELIVERY"
+CONSOLE_ENV = "TWILIO_EVENTS_CONSOLE"
 NO_TOKEN_MESSAGE = (
     "Signature validation is on but no Twilio auth token is configured. Set TWILIO_AUTH_TOKEN "
     "(Twilio Console > Account > API keys & tokens) or pass auth_token=... (or shared_keys=...); for local "

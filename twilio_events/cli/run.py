@@ -95,6 +95,12 @@ def add_parser(commands: Any) -> None:
         f"(env {VALIDATE_SIGNATURE_ENV}=false)",
     )
     run.add_argument(
+        "--console",
+        action="store_true",
+        help="serve the live console at PATH/console/, to this machine only unless "
+        "TWILIO_EVENTS_CONSOLE_AUTH (user:password) is set (env TWILIO_EVENTS_CONSOLE=true)",
+    )
+    run.add_argument(
         "--reload",
         action="store_true",
         help=f"restart when a .py file next to the target changes; for development (env {RELOAD_ENV}=true)",
@@ -136,8 +142,17 @@ def execute(args: argparse.Namespace) -> int:
     logging.getLogger("twilio_events").addFilter(workers.dedupe_warning_said_once)
     service = load_service(target)
     _apply_options(service, args, listen_ports, names)
+    if processes > 1 and service.events is not None and service.events.console is not None:
+        raise CommandError(
+            f"the console shows the callbacks of the process that serves it, so it needs one process: "
+            f"leave out --workers {processes} (or TWILIO_EVENTS_WORKERS), or the console"
+        )
     check_ports_free(service.listeners)
     print(summary(service, processes), flush=True)
+    if service.events is not None and service.events.console is not None:
+        url = service.listeners[0].url(service.path.rstrip("/") + "/console/")
+        who = "with its user name and password" if service.events.console.credentials else "this machine only"
+        print(f"\nLive console ({who}): {url}", flush=True)
     _warn_about_validation(service.events, args.no_validate_signature)
     workers.warn_about_dedupe(service, processes)
     logging.getLogger("twilio_events").setLevel(log_level.upper())
@@ -166,6 +181,8 @@ def _apply_options(
     public_url = args.public_url or env("TWILIO_EVENTS_PUBLIC_URL")
     trust = True if args.trust_forwarded_headers else env_flag("TWILIO_EVENTS_TRUST_FORWARDED_HEADERS")
     if app is None:
+        if args.console:
+            raise CommandError("--console needs a TwilioEvents app (or an app that mounts one)")
         return
     if public_url:
         try:
@@ -174,6 +191,8 @@ def _apply_options(
             raise CommandError(str(exc)) from None
     if trust is not None:
         app.trust_forwarded_headers = trust
+    if args.console and app.console is None:
+        app.enable_console()
     app.listeners = service.listeners
 
 

@@ -18,6 +18,7 @@ from ..stores.identity import ConsumerIdentity
 from .durable import DurableDelivery
 from .health import health_response
 from .inline import InlineDelivery
+from .outcome import StoredObserver
 from .runner import DeliverySettings, HandlerRunner
 
 
@@ -41,6 +42,11 @@ class Dispatcher:
         self._identity: ConsumerIdentity | None = None
         if reconciler is not None:
             self._runner.observer = reconciler.observe
+
+    def observe_stored(self, observer: StoredObserver) -> None:
+        """Tell `observer` what the workers make of each stored event (nothing happens when inline)."""
+        if self._durable is not None:
+            self._durable.observer = observer
 
     @property
     def error_handler(self) -> Handler | None:

@@ -15,6 +15,7 @@ from ..http.responses import acknowledge
 from ..kinds import Recognised, recognise
 from ..stores.base import LeaseLost, StatusMark, StoredEvent, StoreUnavailable
 from .inline import store_down
+from .outcome import StoredObserver, listen, note
 from .runner import HandlerFailed, HandlerRunner
 from .workers import WorkerPool
 
@@ -31,6 +32,8 @@ class DurableDelivery:
         self._workers = WorkerPool(
             runner.store, self.run_stored, workers=settings.workers, lease=settings.lease
         )
+        self.observer: StoredObserver | None = None
+        """Told what became of each stored event a worker ran (the console, when on)."""
 
     def start(self, consumer: str) -> None:
         """Start the workers on the running loop, holding events as `consumer`."""
@@ -52,6 +55,7 @@ class DurableDelivery:
             )
         except StoreUnavailable as exc:
             return store_down(exc, listener)
+        note("queued" if added else "duplicate")
         if added:
             self._workers.notify()
         else:
@@ -62,6 +66,7 @@ class DurableDelivery:
         """A worker's job: run one stored event, then complete (with its status mark), retry or
         dead-letter it."""
         runner = self._runner
+        outcome = listen() if self.observer is not None else None
         try:
             try:
                 channel = self._channels[stored.channel]
@@ -69,9 +74,11 @@ class DurableDelivery:
                 callback = dataclasses.replace(recognise(params), key=stored.key)
                 complete = functools.partial(self._complete, stored)
                 await runner.run(channel, callback, params, "worker", reply=False, finish=complete)
+                if self.observer is not None and outcome is not None:
+                    self.observer(stored.key, outcome.name, outcome.handler)
             except HandlerFailed as failure:
                 await runner.report(failure, channel, "worker")
-                await self._retry_or_bury(stored, failure.error)
+                await self._retry_or_bury(stored, failure.error, failure.handler.name)
                 return
             except (StoreUnavailable, LeaseLost):
                 raise
@@ -90,7 +97,7 @@ class DurableDelivery:
         """Complete the event and record its status mark in one store call."""
         await self._runner.store.complete(stored, self._runner.settings.dedupe_window, status)
 
-    async def _retry_or_bury(self, stored: StoredEvent, error: Exception) -> None:
+    async def _retry_or_bury(self, stored: StoredEvent, error: Exception, handler: str = "") -> None:
         settings = self._runner.settings
         store = self._runner.store
         attempts = stored.attempts + 1
@@ -98,7 +105,11 @@ class DurableDelivery:
         if attempts >= settings.retry.max_attempts:
             await store.dead_letter(stored, message)
             logger.error("%s failed %d times: moved to the dead letters (%s)", stored.key, attempts, message)
+            if self.observer is not None:
+                self.observer(stored.key, "dead letter", handler)
         else:
             delay = settings.retry.delay(attempts)
             await store.retry_later(stored, message, delay)
             logger.warning("%s failed (attempt %d): retrying in %.1f s", stored.key, attempts, delay)
+            if self.observer is not None:
+                self.observer(stored.key, "retrying", handler)

@@ -13,6 +13,7 @@ from ..events import Params
 from ..http.responses import acknowledge, refuse
 from ..kinds import Recognised
 from ..stores.base import StoreUnavailable
+from .outcome import note
 from .runner import HandlerFailed, HandlerRunner
 
 logger = logging.getLogger("twilio_events")
@@ -52,6 +53,7 @@ class InlineDelivery:
                 logger.info(
                     "[%s] duplicate %s callback %s: acknowledged, not run again", listener, channel.name, key
                 )
+                note("duplicate")
                 return acknowledge()
             response = await runner.run(channel, callback, params, listener, reply=True)
             await store.mark_handled(key, runner.settings.dedupe_window)

@@ -15,6 +15,7 @@ from ..http.responses import acknowledge, handler_response, refuse
 from ..kinds import Recognised
 from ..stores.base import StatusMark, Store
 from .ordering import LIFECYCLES, SidLocks, is_regression, status_mark
+from .outcome import note
 from .retry import RetryPolicy
 
 logger = logging.getLogger("twilio_events")
@@ -147,6 +148,7 @@ class HandlerRunner:
                 status,
                 previous.status,
             )
+            note("out-of-order")
             if finish is not None:
                 await finish(None)
             return acknowledge()
@@ -160,13 +162,16 @@ class HandlerRunner:
         response = acknowledge()
         if handler is None:
             _log_unhandled(callback, channel.name, listener)
+            note("acknowledged")
         else:
             try:
                 result = await handler.call(event)
                 if reply:
                     response = handler_response(result)
             except Exception as exc:
+                note("failed", handler.name)
                 raise HandlerFailed(handler, event, exc) from exc
+            note("handled", handler.name)
             logger.info("[%s] %s %s %s -> %s()", listener, channel.name, callback.label, sid, handler.name)
         to_record = (sid, mark) if sid and mark is not None else None
         if finish is not None:
