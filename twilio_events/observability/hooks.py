@@ -102,13 +102,13 @@ class Telemetry(NoTelemetry):
 
     def signed(self, credential: str) -> None:
         if self.metrics:
-            self.metrics.signed.labels(credential).inc()
+            self.metrics.signature(credential)
         if self.tracing:
             self.tracing.annotate(signed_by=credential)
 
     def refused(self, code: int, cause: str) -> None:
         if self.metrics:
-            self.metrics.refused.labels(str(code), cause).inc()
+            self.metrics.refusal(code, cause)
         if self.tracing:
             self.tracing.annotate(outcome="refused", refused=cause)
 
@@ -118,7 +118,7 @@ class Telemetry(NoTelemetry):
 
     def outcome(self, channel: str, status: str, outcome: str) -> None:
         if self.metrics:
-            self.metrics.callbacks.labels(channel, status, outcome).inc()
+            self.metrics.callback(channel, status, outcome)
         if self.tracing:
             self.tracing.annotate(outcome=outcome)
 
@@ -130,11 +130,11 @@ class Telemetry(NoTelemetry):
 
     def retried(self, channel: str, *, dead: bool) -> None:
         if self.metrics:
-            (self.metrics.dead_lettered if dead else self.metrics.retries).labels(channel).inc()
+            self.metrics.retried(channel, dead=dead)
 
     def recovered(self, channel: str) -> None:
         if self.metrics:
-            self.metrics.recovered.labels(channel).inc()
+            self.metrics.recovery(channel)
 
     def carry(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
         parent = self.tracing.traceparent() if self.tracing else None

@@ -7,11 +7,13 @@ prometheus_client keeps each process's values in files there, and a scrape of an
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -37,6 +39,22 @@ class Sample:
 
 
 Sampler = Callable[[], Awaitable[Sample]]
+M = TypeVar("M", Counter, Histogram)
+
+
+class _Children(Generic[M]):
+    """A metric's children by label values, looked up once: `labels()` validates and locks every call,
+    and label values here come from small fixed sets."""
+
+    def __init__(self, metric: M) -> None:
+        self._metric: M = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *labels: str) -> M:
+        child = self._children.get(labels)
+        if child is None:
+            child = self._children[labels] = self._metric.labels(*labels)
+        return child
 
 
 class PrometheusMetrics:
@@ -92,6 +110,14 @@ class PrometheusMetrics:
             ["channel"],
             registry=r,
         )
+        self._callbacks = _Children(self.callbacks)
+        self._refused = _Children(self.refused)
+        self._signed = _Children(self.signed)
+        self._handler_duration = _Children(self.handler_duration)
+        self._delay = _Children(self.delay)
+        self._retries = _Children(self.retries)
+        self._dead_lettered = _Children(self.dead_lettered)
+        self._recovered = _Children(self.recovered)
 
     def scrape(self, sample: Sample) -> bytes:
         """The exposition text: this process's metrics (every process's with PROMETHEUS_MULTIPROC_DIR) and
@@ -104,24 +130,44 @@ class PrometheusMetrics:
             return generate_latest(registry)
         return generate_latest(self.registry) + generate_latest(sampled)
 
+    def callback(self, channel: str, status: str, outcome: str) -> None:
+        """One recognised callback's outcome."""
+        self._callbacks(channel, status, outcome).inc()
+
+    def refusal(self, code: int, cause: str) -> None:
+        """One refused request."""
+        self._refused(str(code), cause).inc()
+
+    def signature(self, credential: str) -> None:
+        """One request signed with `credential`."""
+        self._signed(credential).inc()
+
     def handled(self, channel: str, handler: str, seconds: float, timestamp: str | None) -> None:
         """A handler's duration, and the callback's delay from its Twilio Timestamp when it has one."""
-        self.handler_duration.labels(channel, handler).observe(seconds)
+        self._handler_duration(channel, handler).observe(seconds)
         if timestamp:
-            delay = _since(timestamp)
-            if delay is not None:
-                self.delay.labels(channel).observe(delay)
+            sent = _sent_at(timestamp)
+            if sent is not None:
+                self._delay(channel).observe(max(0.0, time.time() - sent))
+
+    def retried(self, channel: str, *, dead: bool) -> None:
+        """A durable event failed: retried later, or dead-lettered."""
+        (self._dead_lettered if dead else self._retries)(channel).inc()
+
+    def recovery(self, channel: str) -> None:
+        """A status recovered by reconciliation."""
+        self._recovered(channel).inc()
 
 
-def _since(timestamp: str) -> float | None:
-    """Seconds since an RFC 2822 Timestamp (calls, conferences); None when it cannot be read."""
+@functools.lru_cache(maxsize=1024)
+def _sent_at(timestamp: str) -> float | None:
+    """An RFC 2822 Timestamp (calls, conferences) in seconds since the epoch; None when it cannot be read.
+    Cached: the callbacks of one second share it, and parsing costs more than all the counting."""
     try:
         sent = parsedate_to_datetime(timestamp)
     except (TypeError, ValueError):
         return None
-    if sent.tzinfo is None:
-        return None
-    return max(0.0, time.time() - sent.timestamp())
+    return sent.timestamp() if sent.tzinfo is not None else None
 
 
 class _Sampled:
