@@ -139,8 +139,10 @@ def test_durable_gauges_retries_and_dead_letters(serve: Callable[..., LiveServer
     server = serve(app, lifespan="on")
     assert server.callback(call_payload(CallStatus.COMPLETED)).status_code == 200
 
-    def dead() -> bool:
-        return value(scrape(server), "twilio_events_queue_dead_letters") == 1
+    def dead() -> bool:  # the counter follows the store's answer: wait for both
+        samples = scrape(server)
+        counted = value(samples, "twilio_events_dead_lettered_total", channel="call")
+        return value(samples, "twilio_events_queue_dead_letters") == 1 and counted == 1
 
     wait_for(dead, "the event to reach the dead letters")
     samples = scrape(server)
