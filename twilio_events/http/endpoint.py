@@ -80,9 +80,8 @@ class Endpoint:
                 except Rejected as rejected:
                     response = refuse(rejected.status_code, rejected.message, rejected.headers)
                     self.telemetry.refused(rejected.status_code, _cause(rejected))
-                    if not isinstance(
-                        rejected, _Explained
-                    ):  # those were logged, rate limited, with the cause
+                    # an _Explained refusal was logged already, rate limited, with its cause
+                    if not isinstance(rejected, _Explained):
                         status, message = rejected.status_code, rejected.message
                         logger.info("[%s] refused %s: %s", listener_of(scope), status, message)
                 except ClientDisconnected:
