@@ -217,8 +217,7 @@ def two_processes(tmp_path: Path) -> Iterator[list[tuple[Process, int]]]:
 def test_one_scrape_sees_every_process(two_processes: list[tuple[Process, int]]) -> None:
     servers = []
     for process, port in two_processes:
-        server = LiveServer.__new__(LiveServer)
-        LiveServer.__init__(server, None, port)  # type: ignore[arg-type]
+        server = client_for(port)
         servers.append(server)
 
         def up(server: LiveServer = server, process: Process = process) -> bool:
@@ -255,7 +254,48 @@ def test_one_scrape_sees_every_process(two_processes: list[tuple[Process, int]])
             server.close()
 
 
+def client_for(port: int) -> LiveServer:
+    """A client for a server in another process, with the helpers of the in-process ones."""
+    return LiveServer(None, port)  # type: ignore[arg-type]  # only the port and the client are used
+
+
 def _signature(server: LiveServer, payload: dict[str, str]) -> str:
     from twilio_events.testing import sign
 
     return sign(server.url("/"), payload, TOKEN)
+
+
+def test_run_metrics_serves_them(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(APP.replace("metrics=True", ""), encoding="utf-8")
+    port = free_port()
+    args = ["-m", "twilio_events", "run", "app.py", "--metrics", "--port", str(port)]
+    process = Process(args, tmp_path, {"TWILIO_AUTH_TOKEN": TOKEN})
+    server = client_for(port)
+    try:
+
+        def up() -> bool:
+            if process.popen.poll() is not None:
+                pytest.fail(f"twilio-events run exited:\n{process.stderr}")
+            try:
+                return server.request("GET", "/health").status_code == 200
+            except Exception:
+                return False
+
+        wait_for(up, "twilio-events run")
+        payload = call_payload(CallStatus.RINGING)
+        response = server.http.post(
+            server.url("/"),
+            content=encode_form(payload),
+            headers={"Content-Type": FORM, "X-Twilio-Signature": _signature(server, payload)},
+        )
+        assert response.status_code == 200
+        samples = scrape(server)
+        assert (
+            value(
+                samples, "twilio_events_callbacks_total", channel="call", status="ringing", outcome="handled"
+            )
+            == 1
+        )
+    finally:
+        server.close()
+        process.kill()
