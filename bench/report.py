@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .results import RowResult, Summary
-from .rows import BASELINES, DURABLE, ROWS, SUBJECT
+from .rows import BASELINES, DURABLE, METRICS, METRICS_GOAL, ROWS, SUBJECT
 
 HEADER = (
     "#",
@@ -155,7 +155,22 @@ def targets(results: list[RowResult], connections: int) -> list[Target]:
             DURABLE_GOAL,
             True,
         ),
+        Target(
+            f"row 7 CPU µs/req < {METRICS_GOAL}x row 4 (the cost of metrics)",
+            metrics_cost(results),
+            METRICS_GOAL,
+            False,
+        ),
     ]
+
+
+def metrics_cost(results: list[RowResult]) -> float | None:
+    """Row 7's CPU per request over row 4's: what metrics cost (None when either row did not run)."""
+    summaries = {result.row.key: result.summary() for result in results}
+    subject, metrics = summaries.get(SUBJECT), summaries.get(METRICS)
+    if not subject or not metrics or not subject.cpu_us_per_request:
+        return None
+    return metrics.cpu_us_per_request / subject.cpu_us_per_request
 
 
 def ratio_lines(results: list[RowResult]) -> list[str]:

@@ -125,6 +125,17 @@ ROWS: tuple[Row, ...] = (
         unavailable=durable_row_unavailable(REDIS_MODULE, redis=True),
         durable=True,
     ),
+    Row(
+        number="7",
+        key="twilio_events_metrics",
+        label="twilio_events inline, async, metrics on",
+        command=python_module("bench.servers.twilio_events_metrics"),
+        unavailable=lambda: (
+            None
+            if importlib.util.find_spec("prometheus_client")
+            else "n/a (pip install 'twilio-events[prometheus]')"
+        ),
+    ),
 )
 
 SUBJECT = "twilio_events_async"
@@ -133,3 +144,6 @@ BASELINES = ("raw_asgi", "starlette_route", "flask_gunicorn")
 """The rows it is compared with."""
 DURABLE = ("twilio_events_durable_sqlite", "twilio_events_durable_redis")
 """The durable rows, compared with the subject (inline delivery)."""
+METRICS = "twilio_events_metrics"
+"""Row 4 with metrics on: its CPU per request is compared with row 4's."""
+METRICS_GOAL = 1.10

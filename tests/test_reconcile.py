@@ -242,3 +242,37 @@ def test_one_status_from_a_callback_and_from_event_streams_runs_once_when_dedupe
 
     assert streamed.status_code == 200
     assert len(handled.statuses()) == expected_runs
+
+
+def test_metrics_count_what_waits_and_what_was_recovered(
+    serve: Callable[..., LiveServer], api: FakeRestApi
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    handled = Handled()
+    live = serve(reconciling_app(api, handled, metrics=True), lifespan="on")
+    delivered, stuck = "SM" + "7" * 32, "CA" + "8" * 32
+    api.add_message(delivered, "delivered")
+    api.add_call(stuck, "in-progress")
+
+    assert post(live, sms_payload("sent", MessageSid=delivered, SmsSid=delivered)) == 200
+    assert post(live, call_payload("in-progress", CallSid=stuck, SequenceNumber="2")) == 200
+    wait_for(lambda: len(handled.statuses()) == 3, "the recovered delivered status")
+
+    def sample(name: str, **labels: str) -> float:
+        text = live.request("GET", "/metrics").text
+        return next(
+            (
+                s.value
+                for family in text_string_to_metric_families(text)
+                for s in family.samples
+                if s.name == name and s.labels == labels
+            ),
+            0.0,
+        )
+
+    # counted once the dispatcher has the delivery's answer, just after the handler ran
+    recovered = "twilio_events_reconcile_recovered_total"
+    wait_for(lambda: sample(recovered, channel="sms") == 1, "the recovery to be counted")
+    assert sample("twilio_events_reconcile_recovered_total", channel="call") == 0
+    assert sample("twilio_events_reconcile_waiting") == 1  # the call Twilio still reports in progress

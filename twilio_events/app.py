@@ -37,6 +37,7 @@ from .lifecycle import Lifecycle
 from .limits import ServerLimits
 from .listener import Listener
 from .logs import log_ready, warn_validation_off
+from .observability import MissingExtra, telemetry_for
 from .reconcile import Reconciler, Recovery, watchlist_for
 from .rest import REQUEST_TIMEOUT, check_account_sid, rest_client
 from .security import RefusalLog, RequestVerifier, SharedKey, load_credentials
@@ -91,6 +92,8 @@ class TwilioEvents:
         keep_alive_timeout: int | None = None,
         console: bool | None = None,
         console_auth: tuple[str, str] | None = None,
+        metrics: bool | None = None,
+        tracing: bool | None = None,
     ) -> None:
         """Configure the app.
 
@@ -145,6 +148,10 @@ class TwilioEvents:
         console / console_auth: serve the live console at `{path}console/` (default TWILIO_EVENTS_CONSOLE,
             else off), to loopback clients only unless (user, password) are set for HTTP Basic
             authentication (default TWILIO_EVENTS_CONSOLE_AUTH, "user:password").
+        metrics: serve Prometheus metrics at `<path>metrics` (default TWILIO_EVENTS_METRICS; needs the
+            `prometheus` extra).
+        tracing: an OpenTelemetry span per callback (default TWILIO_EVENTS_TRACING; needs the `otel` extra,
+            and the SDK of your choice to keep the spans).
         """
         try:
             credentials, self.account_sid, self.auth_token = load_credentials(
@@ -210,7 +217,11 @@ class TwilioEvents:
             watchlist = watchlist_for(self.store)
             after, client = self.reconcile_after, lambda: self.client
             reconciler = Reconciler(watchlist, self.store, client, after=after, max_age=window)
-        self._dispatcher = Dispatcher(self.channels, self.store, settings, reconciler)
+        try:
+            telemetry = telemetry_for(metrics, tracing)
+        except MissingExtra as exc:
+            raise ConfigurationError(str(exc)) from None
+        self._dispatcher = Dispatcher(self.channels, self.store, settings, reconciler, telemetry)
         self._lifecycle = Lifecycle(self._start, self._dispatcher.stop)
         self._client: Client | None = None
         self._rest_settings = (api_base_url, rest_timeout)
@@ -229,6 +240,7 @@ class TwilioEvents:
             max_body_size=max_body_size,
             streams_path=below(self.path, event_streams_path),
             read_timeout=self.limits.read_timeout,
+            telemetry=telemetry,
         )
         self._asgi: ASGIApp = self._endpoint
         self.console: Console | None = None

@@ -6,17 +6,20 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from .observability.logging import formatter, library_level
+
 logger = logging.getLogger("twilio_events")
 
 
 def ensure_log_output() -> None:
-    """Show this package's INFO lines when nothing configured logging (plain `uvicorn module:app`)."""
+    """Show this package's lines when nothing configured logging (plain `uvicorn module:app`), at uvicorn's
+    `--log-level` (or TWILIO_EVENTS_LOG_LEVEL); JSON lines with TWILIO_EVENTS_LOG_FORMAT=json."""
     if logger.handlers or logging.getLogger().handlers or logger.level != logging.NOTSET:
         return
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    handler.setFormatter(formatter("%(levelname)s:     %(name)s: %(message)s"))
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(library_level())
 
 
 def warn_validation_off() -> None:

@@ -27,6 +27,7 @@ from .config import START_FAILURES, start_failure
 from .connections import ServingConfig
 from .limits import ServerLimits
 from .listener import Listener, NamedListenerApp
+from .observability.logging import configure_root, json_logs
 
 
 def fastest_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -55,10 +56,8 @@ logger = logging.getLogger("twilio_events")
 def configure_logging(log_level: str, processes: int = 1) -> None:
     """Log lines with a time and a level, and the PID when several processes share the output, unless the
     program configured logging itself."""
-    if not logging.getLogger().handlers:
-        name = "%(name)s[%(process)d]" if processes > 1 else "%(name)s"
-        line = f"%(asctime)s %(levelname)-7s {name}: %(message)s"
-        logging.basicConfig(level=log_level.upper(), format=line)
+    name = "%(name)s[%(process)d]" if processes > 1 else "%(name)s"
+    configure_root(log_level, f"%(asctime)s %(levelname)-7s {name}: %(message)s")  # or JSON lines
 
 
 class _ListenerServer(uvicorn.Server):
@@ -135,6 +134,8 @@ async def serve(
             logger.error("cannot start: %s", exc)
             raise SystemExit(1) from None
     cap = ConnectionCap(descriptors_for(limits.max_connections))
+    # JSON lines: uvicorn's own loggers then write through the root logger's JSON handler too
+    log_config = None if json_logs() else uvicorn.config.LOGGING_CONFIG
     servers = [
         _ListenerServer(
             ServingConfig(
@@ -149,6 +150,7 @@ async def serve(
                 # signs over, even with trust_forwarded_headers off.
                 proxy_headers=app.trust_forwarded_headers,
                 log_level=log_level,
+                log_config=log_config,
                 access_log=False,  # the app logs each callback with its listener's name
                 timeout_graceful_shutdown=graceful_timeout,
             )

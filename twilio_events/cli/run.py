@@ -106,6 +106,18 @@ def add_parser(commands: Any) -> None:
         help=f"restart when a .py file next to the target changes; for development (env {RELOAD_ENV}=true)",
     )
     run.add_argument(
+        "--metrics",
+        action="store_true",
+        help="serve Prometheus metrics at <path>metrics; needs pip install 'twilio-events[prometheus]' "
+        "(env TWILIO_EVENTS_METRICS=true)",
+    )
+    run.add_argument(
+        "--log-format",
+        type=str.lower,
+        choices=("text", "json"),
+        help="json: one JSON object per log line (env TWILIO_EVENTS_LOG_FORMAT; default text)",
+    )
+    run.add_argument(
         "--log-level",
         type=str.lower,
         choices=LOG_LEVELS,
@@ -135,6 +147,7 @@ def execute(args: argparse.Namespace) -> int:
         os.environ[STORE_ENV] = args.store  # read by TwilioEvents() and by `inbox`, as the variable is
     if args.delivery:
         os.environ[DELIVERY_ENV] = args.delivery
+    _observability_options(args)
     if reload:
         return _reload(target, args.argv)
 
@@ -167,6 +180,17 @@ def execute(args: argparse.Namespace) -> int:
 
 
 LOOPBACK = "127.0.0.1"
+
+
+def _observability_options(args: argparse.Namespace) -> None:
+    """--metrics and --log-format, as the variables the app (and its child under --reload) reads."""
+    if args.metrics:
+        os.environ["TWILIO_EVENTS_METRICS"] = "true"
+    if args.log_format:
+        os.environ["TWILIO_EVENTS_LOG_FORMAT"] = args.log_format
+    log_format = (env("TWILIO_EVENTS_LOG_FORMAT") or "text").lower()
+    if log_format not in ("text", "json"):
+        raise CommandError(f"TWILIO_EVENTS_LOG_FORMAT={log_format!r}: choose text or json")
 
 
 def _apply_options(

@@ -12,6 +12,8 @@ from starlette.responses import Response
 from ..channels import Channel, Handler
 from ..events import Params
 from ..kinds import Recognised, RequestKind
+from ..observability import NO_TELEMETRY, NoTelemetry
+from ..observability.sampling import sample_stores
 from ..reconcile import CALL_DONE, MESSAGE_DONE, Reconciler, Recovery
 from ..stores.base import Store, StoreUnavailable
 from ..stores.identity import ConsumerIdentity
@@ -31,12 +33,14 @@ class Dispatcher:
         store: Store,
         settings: DeliverySettings,
         reconciler: Reconciler | None = None,
+        telemetry: NoTelemetry = NO_TELEMETRY,
     ) -> None:
         self.store = store
+        self.telemetry = telemetry
         self.settings = settings
         self.channels = channels
         self.reconciler = reconciler
-        self._runner = HandlerRunner(store, settings)
+        self._runner = HandlerRunner(store, settings, telemetry)
         self._inline = InlineDelivery(self._runner)
         self._durable = DurableDelivery(self._runner, channels) if settings.durable else None
         self._identity: ConsumerIdentity | None = None
@@ -120,7 +124,10 @@ class Dispatcher:
         except StoreUnavailable:
             return "failed"
         response = await self.deliver(self.channels[callback.channel], callback, params, "reconcile")
-        return "delivered" if response.status_code < 300 else "failed"
+        if response.status_code >= 300:
+            return "failed"
+        self.telemetry.recovered(callback.channel)
+        return "delivered"
 
     async def reconcile(self, since: float | None, *, dry_run: bool, started: bool) -> list[Recovery]:
         """One reconciliation pass now (see TwilioEvents.reconcile), opening the store when not started."""
@@ -144,6 +151,12 @@ class Dispatcher:
         if self.reconciler is not None:
             reconcile = (self.reconciler.watchlist.count(), self.reconciler.recovered)
         return await health_response(self.store, durable=self.settings.durable, reconcile=reconcile)
+
+    async def metrics(self) -> bytes:
+        """The metrics exposition, with the queue and watchlist gauges read now."""
+        watchlist = self.reconciler.watchlist if self.reconciler is not None else None
+        sample = await sample_stores(self.store if self.settings.durable else None, watchlist)
+        return await self.telemetry.scrape(sample)
 
     def _keyed(self, callback: Recognised) -> Recognised:
         """The callback under its status key when `status_keys` asks for one, else unchanged."""

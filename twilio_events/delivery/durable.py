@@ -13,6 +13,7 @@ from ..channels import Channel
 from ..events import Params
 from ..http.responses import acknowledge
 from ..kinds import Recognised, recognise
+from ..observability.logging import callback_fields
 from ..stores.base import LeaseLost, StatusMark, StoredEvent, StoreUnavailable
 from .inline import store_down
 from .outcome import StoredObserver, listen, note
@@ -49,28 +50,42 @@ class DurableDelivery:
         """Commit the event to the store and acknowledge at once; the workers run it."""
         key = callback.key
         assert key is not None, "a request whose answer Twilio executes is never queued"
+        telemetry = self._runner.telemetry
         try:
+            pairs = telemetry.carry(params.multi_items())
             added = await self._runner.store.enqueue(
-                key, channel.name, params.multi_items(), self._runner.settings.dedupe_window
+                key, channel.name, pairs, self._runner.settings.dedupe_window
             )
         except StoreUnavailable as exc:
+            telemetry.outcome(channel.name, callback.label, "unavailable")
             return store_down(exc, listener)
         note("queued" if added else "duplicate")
         if added:
             self._workers.notify()
+            telemetry.outcome(channel.name, callback.label, "queued")
         else:
-            logger.info("[%s] duplicate %s callback %s: already accepted", listener, channel.name, key)
+            fields = callback_fields(listener, channel.name, callback.label, callback.sid, "duplicate")
+            logger.info(
+                "[%s] duplicate %s callback %s: already accepted", listener, channel.name, key, extra=fields
+            )
+            telemetry.outcome(channel.name, callback.label, "duplicate")
         return acknowledge()
 
     async def run_stored(self, stored: StoredEvent) -> None:
         """A worker's job: run one stored event, then complete (with its status mark), retry or
         dead-letter it."""
         runner = self._runner
+        worker = runner.telemetry.worker(stored.channel, stored.key, stored.params, stored.attempts + 1)
+        with worker as pairs:
+            await self._run(stored, pairs)
+
+    async def _run(self, stored: StoredEvent, pairs: list[tuple[str, str]]) -> None:
+        runner = self._runner
         outcome = listen() if self.observer is not None else None
         try:
             try:
                 channel = self._channels[stored.channel]
-                params = Params.from_pairs(stored.params)
+                params = Params.from_pairs(pairs)
                 callback = dataclasses.replace(recognise(params), key=stored.key)
                 complete = functools.partial(self._complete, stored)
                 await runner.run(channel, callback, params, "worker", reply=False, finish=complete)
@@ -104,12 +119,14 @@ class DurableDelivery:
         message = f"{type(error).__name__}: {error}"
         if attempts >= settings.retry.max_attempts:
             await store.dead_letter(stored, message)
+            self._runner.telemetry.retried(stored.channel, dead=True)
             logger.error("%s failed %d times: moved to the dead letters (%s)", stored.key, attempts, message)
             if self.observer is not None:
                 self.observer(stored.key, "dead letter", handler)
         else:
             delay = settings.retry.delay(attempts)
             await store.retry_later(stored, message, delay)
+            self._runner.telemetry.retried(stored.channel, dead=False)
             logger.warning("%s failed (attempt %d): retrying in %.1f s", stored.key, attempts, delay)
             if self.observer is not None:
                 self.observer(stored.key, "retrying", handler)

@@ -12,6 +12,7 @@ from ..channels import Channel
 from ..events import Params
 from ..http.responses import acknowledge, refuse
 from ..kinds import Recognised
+from ..observability.logging import callback_fields
 from ..stores.base import StoreUnavailable
 from .outcome import note
 from .runner import HandlerFailed, HandlerRunner
@@ -42,6 +43,7 @@ class InlineDelivery:
             except HandlerFailed as failure:
                 return await runner.failed_response(failure, channel, listener)
             except StoreUnavailable as exc:
+                runner.telemetry.outcome(channel.name, callback.label, "unavailable")
                 return store_down(exc, listener)
         while (earlier := self._inflight.get(key)) is not None:
             await asyncio.shield(earlier)  # a copy of this callback is running: wait for its outcome
@@ -51,15 +53,21 @@ class InlineDelivery:
         try:
             if await store.is_handled(key):
                 logger.info(
-                    "[%s] duplicate %s callback %s: acknowledged, not run again", listener, channel.name, key
+                    "[%s] duplicate %s callback %s: acknowledged, not run again",
+                    listener,
+                    channel.name,
+                    key,
+                    extra=callback_fields(listener, channel.name, callback.label, callback.sid, "duplicate"),
                 )
                 note("duplicate")
+                runner.telemetry.outcome(channel.name, callback.label, "duplicate")
                 return acknowledge()
             response = await runner.run(channel, callback, params, listener, reply=True)
             await store.mark_handled(key, runner.settings.dedupe_window)
         except HandlerFailed as failure:
             return await runner.failed_response(failure, channel, listener)
         except StoreUnavailable as exc:
+            runner.telemetry.outcome(channel.name, callback.label, "unavailable")
             return store_down(exc, listener)
         finally:
             del self._inflight[key]

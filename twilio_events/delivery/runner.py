@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,8 @@ from ..channels import WEBHOOK_DECORATORS, Channel, Handler
 from ..events import Event, Params
 from ..http.responses import acknowledge, handler_response, refuse
 from ..kinds import Recognised
+from ..observability import NO_TELEMETRY, NoTelemetry
+from ..observability.logging import callback_fields
 from ..stores.base import StatusMark, Store
 from .ordering import LIFECYCLES, SidLocks, is_regression, status_mark
 from .outcome import note
@@ -54,9 +57,12 @@ class HandlerFailed(Exception):
 class HandlerRunner:
     """Runs the handler of one recognised callback, inline or from a worker, and reports its failures."""
 
-    def __init__(self, store: Store, settings: DeliverySettings) -> None:
+    def __init__(
+        self, store: Store, settings: DeliverySettings, telemetry: NoTelemetry = NO_TELEMETRY
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.telemetry = telemetry
         self.error_handler: Handler | None = None
         self.observer: Callable[[Recognised, Params], Awaitable[None]] | None = None
         """Told of every status handled (reconciliation watches calls and messages with it)."""
@@ -96,6 +102,9 @@ class HandlerRunner:
             event.sid,
             event.status,
             exc_info=failure.error,
+            extra=callback_fields(
+                listener, channel.name, str(event.status), event.sid, "failed", failure.handler.name
+            ),
         )
         if self.error_handler is None:
             return None
@@ -147,8 +156,10 @@ class HandlerRunner:
                 sid,
                 status,
                 previous.status,
+                extra=callback_fields(listener, channel.name, status, sid, "out_of_order"),
             )
             note("out-of-order")
+            self.telemetry.outcome(channel.name, callback.label, "out_of_order")
             if finish is not None:
                 await finish(None)
             return acknowledge()
@@ -160,19 +171,39 @@ class HandlerRunner:
         )
         handler = channel.handler_for(callback.route)
         response = acknowledge()
+        telemetry = self.telemetry
         if handler is None:
             _log_unhandled(callback, channel.name, listener)
             note("acknowledged")
+            telemetry.outcome(channel.name, callback.label, "unhandled")
         else:
+            started = time.perf_counter()
             try:
-                result = await handler.call(event)
+                with telemetry.step("handler"):
+                    result = await handler.call(event)
                 if reply:
                     response = handler_response(result)
             except Exception as exc:
                 note("failed", handler.name)
+                telemetry.outcome(channel.name, callback.label, "failed")
                 raise HandlerFailed(handler, event, exc) from exc
             note("handled", handler.name)
-            logger.info("[%s] %s %s %s -> %s()", listener, channel.name, callback.label, sid, handler.name)
+            took = time.perf_counter() - started
+            telemetry.handled(channel.name, handler.name, took, params.get("Timestamp"))
+            telemetry.outcome(channel.name, callback.label, "handled")
+            if logger.isEnabledFor(logging.INFO):
+                fields = callback_fields(
+                    listener, channel.name, callback.label, sid, "handled", handler.name, took
+                )
+                logger.info(
+                    "[%s] %s %s %s -> %s()",
+                    listener,
+                    channel.name,
+                    callback.label,
+                    sid,
+                    handler.name,
+                    extra=fields,
+                )
         to_record = (sid, mark) if sid and mark is not None else None
         if finish is not None:
             await finish(to_record)
@@ -205,6 +236,12 @@ def _log_unhandled(callback: Recognised, channel: str, listener: str) -> None:
             decorator,
         )
     else:
+        fields = callback_fields(listener, channel, callback.label, callback.sid, "unhandled")
         logger.debug(
-            "[%s] no %s handler for %r (%s): acknowledged", listener, channel, callback.label, callback.sid
+            "[%s] no %s handler for %r (%s): acknowledged",
+            listener,
+            channel,
+            callback.label,
+            callback.sid,
+            extra=fields,
         )

@@ -19,6 +19,7 @@ from ..delivery import Dispatcher
 from ..events import Params
 from ..kinds import IDEMPOTENCY_HEADER, Recognised, Unrecognised, recognise
 from ..listener import LISTENER_SCOPE_KEY
+from ..observability import NO_TELEMETRY, NoTelemetry
 from ..security import SIGNATURE_HEADER, Refusal, RefusalLog, RequestVerifier, callback_url, explain
 from ..streams import JSON_MEDIA_TYPES, NotCloudEvents, parse_batch
 from .forms import parse_form
@@ -47,32 +48,45 @@ class Endpoint:
     """Where an Event Streams webhook sink posts its CloudEvents (None: not received)."""
     read_timeout: float | None = None
     """Seconds the body may take to arrive (408 after); None: no limit of the app's own."""
+    telemetry: NoTelemetry = NO_TELEMETRY
+    """Metrics and spans (nothing when both are off)."""
 
     @property
     def health_path(self) -> str:
         """Where `GET` answers the health check."""
         return self.path.rstrip("/") + "/health"
 
+    @property
+    def metrics_path(self) -> str:
+        """Where `GET` answers Prometheus's scrape, when metrics are on."""
+        return self.path.rstrip("/") + "/metrics"
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         route = route_path(scope)
         if route == self.health_path and scope["method"] in ("GET", "HEAD"):
             response = await self.dispatcher.health()
+        elif route == self.metrics_path and self.telemetry.serves_metrics:
+            response = await self._metrics(scope)
         elif route != self.path and route != self.streams_path:
             response = refuse(404, f"Not Found: Twilio callbacks are received at {self.path}")
         else:
-            try:
-                if route == self.path:
-                    response = await self._respond(scope, receive)
-                else:
-                    response = await self._respond_to_stream(scope, receive)
-            except Rejected as rejected:
-                response = refuse(rejected.status_code, rejected.message, rejected.headers)
-                if not isinstance(rejected, _Explained):  # those were logged, rate limited, with the cause
-                    status, message = rejected.status_code, rejected.message
-                    logger.info("[%s] refused %s: %s", listener_of(scope), status, message)
-            except ClientDisconnected:
-                return
+            with self.telemetry.request(scope["method"], route, listener_of(scope)):
+                try:
+                    if route == self.path:
+                        response = await self._respond(scope, receive)
+                    else:
+                        response = await self._respond_to_stream(scope, receive)
+                except Rejected as rejected:
+                    response = refuse(rejected.status_code, rejected.message, rejected.headers)
+                    self.telemetry.refused(rejected.status_code, _cause(rejected))
+                    # an _Explained refusal was logged already, rate limited, with its cause
+                    if not isinstance(rejected, _Explained):
+                        status, message = rejected.status_code, rejected.message
+                        logger.info("[%s] refused %s: %s", listener_of(scope), status, message)
+                except ClientDisconnected:
+                    return
+                self.telemetry.answered(response.status_code)
         await response(scope, receive, send)
         logger.debug(
             "[%s] %s %s -> %d in %.1f ms%s",
@@ -93,11 +107,22 @@ class Endpoint:
         if self.verifier.validate_signature and not signature:
             self._refuse(Refusal("no-signature"), scope, Params(), "")
         check_content_type(scope)
-        params = parse_form(await read_body(scope, receive, self.max_body_size, self.read_timeout))
-        self._check_signature(scope, params, signature or "")
+        with self.telemetry.step("parse"):
+            params = parse_form(await read_body(scope, receive, self.max_body_size, self.read_timeout))
+        with self.telemetry.step("verify"):
+            self._check_signature(scope, params, signature or "")
         callback = _recognise(params, header(scope, IDEMPOTENCY_HEADER))
+        self.telemetry.recognised(callback.channel, callback.label, callback.sid, callback.kind.value)
         channel = self.channels[callback.channel]
         return await self.dispatcher.deliver(channel, callback, params, listener_of(scope))
+
+    async def _metrics(self, scope: Scope) -> Response:
+        """Prometheus's scrape: GET (or HEAD) only."""
+        if scope["method"] not in ("GET", "HEAD"):
+            return refuse(405, "Method Not Allowed: metrics are read with GET", {"Allow": "GET"})
+        from ..observability.metrics import CONTENT_TYPE  # metrics are on: prometheus_client is there
+
+        return Response(await self.dispatcher.metrics(), media_type=CONTENT_TYPE)
 
     async def _respond_to_stream(self, scope: Scope, receive: Receive) -> Response:
         """An Event Streams batch: every CloudEvent to its channel's handlers, acknowledged as one."""
@@ -136,7 +161,7 @@ class Endpoint:
             if refusal.status_code == 401:  # Twilio's first try never has them: not worth a warning
                 logger.debug("[%s] 401: asking for HTTP credentials (%s)", listener_of(scope), refusal.cause)
                 message = "Unauthorized: HTTP credentials required"
-                raise _Explained(401, message, refusal.headers) from None
+                raise _Explained(401, message, refusal.headers, cause="auth-required") from None
             self._refuse(refusal, scope, Params(), "")
 
     def _check_signature(
@@ -163,6 +188,7 @@ class Endpoint:
             self._refuse(refusal, scope, params, signature)
         if match is not None:
             scope[SIGNED_BY_SCOPE_KEY] = match.credential
+            self.telemetry.signed(match.credential)
             self.verifier.note(match, listener_of(scope))
 
     def _refuse(self, refusal: Refusal, scope: Scope, params: Params, signature: str) -> NoReturn:
@@ -170,7 +196,8 @@ class Endpoint:
         if self.refusals.should_log(refusal.cause):
             message = explain(refusal, scope, params, signature, self.verifier, self.public_url)
             self.refusals.warn(refusal.cause, listener_of(scope), refusal.status_code, message)
-        raise _Explained(refusal.status_code, _REFUSALS.get(refusal.cause, _FORBIDDEN), refusal.headers)
+        message = _REFUSALS.get(refusal.cause, _FORBIDDEN)
+        raise _Explained(refusal.status_code, message, refusal.headers, cause=refusal.cause)
 
 
 SIGNED_BY_SCOPE_KEY = "twilio_events.signed_by"
@@ -192,13 +219,39 @@ _REFUSALS = {
 class _Explained(Rejected):
     """A refusal whose cause the endpoint has logged already (rate limited)."""
 
+    def __init__(self, status_code: int, message: str, headers: dict[str, str] | None, *, cause: str) -> None:
+        super().__init__(status_code, message, headers)
+        self.cause = cause
+
+
+class _Unrecognised(Rejected):
+    """A form no channel receives."""
+
+
+_CAUSES = {
+    400: "bad-request",
+    405: "method",
+    408: "timeout",
+    413: "too-large",
+    415: "media-type",
+}
+
+
+def _cause(rejected: Rejected) -> str:
+    """A short, bounded name for why a request was refused (a metric label)."""
+    if isinstance(rejected, _Explained):
+        return rejected.cause
+    if isinstance(rejected, _Unrecognised):
+        return "unrecognised"
+    return _CAUSES.get(rejected.status_code, "other")
+
 
 def _recognise(params: Params, token: str | None) -> Recognised:
     """What kind of request this is; 400 for a form no channel receives."""
     try:
         return recognise(params, token)
     except Unrecognised as exc:
-        raise Rejected(400, str(exc)) from None
+        raise _Unrecognised(400, str(exc)) from None
 
 
 def route_path(scope: Scope) -> str:

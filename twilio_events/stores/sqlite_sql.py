@@ -186,7 +186,9 @@ def stats(conn: sqlite3.Connection) -> StoreStats:
     for state, count, later in conn.execute(query, (time.time(),)):
         counts[state] = count
         delayed += int(later) if state == "pending" else 0
-    return StoreStats(counts["pending"], counts["running"], counts["dead"], {"delayed": delayed})
+    oldest = conn.execute("SELECT min(received_at) FROM events WHERE state = 'pending'").fetchone()[0]
+    extra = {"delayed": delayed, "oldest_waiting_age": int(time.time() - oldest) if oldest else 0}
+    return StoreStats(counts["pending"], counts["running"], counts["dead"], extra)
 
 
 def last_status(conn: sqlite3.Connection, sid: str) -> StatusMark | None:
