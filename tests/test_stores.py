@@ -24,6 +24,7 @@ from twilio_events.stores import (
     Store,
     StoredEvent,
     StoreUnavailable,
+    memory,
     open_store,
 )
 from twilio_events.stores.redis import RedisStore
@@ -693,8 +694,6 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    import twilio_events.stores.memory as memory
-
     fake = Clock()
     monkeypatch.setattr(memory, "time", fake)
     return fake
@@ -766,10 +765,25 @@ async def test_memory_store_keeps_marks_of_any_status_and_position(clock: Clock)
     assert await store.last_status("CA1") == StatusMark("Zoë", (0, 0), final=False)
 
 
+async def test_memory_store_keeps_no_more_than_its_live_marks_of_a_sid_written_again_and_again(
+    clock: Clock,
+) -> None:
+    store = MemoryStore()
+    for sequence in range(50_000):  # one conference's events, each numbered after the last
+        await store.advance_status("CF1", StatusMark("participant-join", (0, sequence), final=False), WINDOW)
+    assert await store.last_status("CF1") == StatusMark("participant-join", (0, 49_999), final=False)
+    assert len(store._marks) == 1
+    assert len(store._marks._log) < 2 * memory.COMPACT_AT * 64  # the forgotten writes were dropped
+
+
 @pytest.mark.parametrize("seed", range(20))
-async def test_memory_store_remembers_what_ordered_dicts_of_keys_would(clock: Clock, seed: int) -> None:
+async def test_memory_store_remembers_what_ordered_dicts_of_keys_would(
+    clock: Clock, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import random
 
+    if seed % 2:
+        monkeypatch.setattr(memory, "COMPACT_AT", 4)  # rewrite the log often
     rng = random.Random(seed)
     max_entries = rng.choice([1, 5, 40, 2000])
     store, model = MemoryStore(max_entries=max_entries), ModelStore(clock, max_entries)

@@ -20,6 +20,9 @@ _EXPIRY = struct.Struct("<d")
 _MARK_FIELDS = "qqI?"  # a status mark: rank, sequence, status code, final
 _EMPTY = -1
 _NAN = float("nan")
+COMPACT_AT = 4096
+"""Forgotten records past the oldest live one before the log is rewritten (when they also outnumber the
+live ones): a key written again and again (a conference's SID) leaves one forgotten record per write."""
 
 
 @lru_cache(maxsize=16)  # a callback's key and SID are each looked up, then written
@@ -252,6 +255,21 @@ class Remembered:
         if dropped >= 1024 and dropped * 8 >= self._next - self._base:
             del self._log[: dropped * size]
             self._base = self._head
+        forgotten = self._next - self._head - self._count
+        if forgotten >= COMPACT_AT and forgotten > self._count:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Rewrite the log with its live records only, in the same order, and index them again."""
+        log, size, base = self._log, self._size, self._base
+        kept = bytearray()
+        for number in range(self._head, self._next):
+            offset = (number - base) * size
+            expiry = _EXPIRY.unpack_from(log, offset + DIGEST_SIZE)[0]
+            if expiry == expiry:  # not NaN: live
+                kept += log[offset : offset + size]
+        self._log, self._base, self._head, self._next = kept, 0, 0, self._count
+        self._resize(len(self._slots))
 
     def _find(self, key: bytes) -> int:
         """The slot that holds `key`'s record number, or the empty slot where it would go."""
