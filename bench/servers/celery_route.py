@@ -12,6 +12,7 @@ backlog to drain.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -65,7 +66,14 @@ def start_worker() -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, cwd=Path(__file__).resolve().parents[2])
 
 
+def _stop_requested(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def main() -> None:
+    # uvicorn shuts down on SIGTERM, then raises it again with the handler it found: this one, so that the
+    # worker and Redis are stopped below rather than left running when the harness stops the row
+    signal.signal(signal.SIGTERM, _stop_requested)
     with tempfile.TemporaryDirectory(prefix="twilio-events-bench-celery-") as directory:
         redis, url = start_redis(directory)
         os.environ["CELERY_BROKER_URL"] = url
