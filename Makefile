@@ -40,10 +40,10 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # `make bench`: the benchmark (bench/run.py; BENCH_ARGS="--duration 10" etc. to change it). Installs the
-# `bench` extra (Flask, gunicorn) and, as root, wrk with apt-get; without wrk a Python load generator is used.
+# `bench` extra (Flask, gunicorn, Celery) and, as root, wrk with apt-get; without wrk a Python load generator is used.
 .PHONY: bench
 bench: $(STAMP)
-	@$(BIN)/python -c 'import flask, gunicorn' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[bench]'
+	@$(BIN)/python -c 'import flask, gunicorn, celery' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[bench]'
 	@command -v wrk >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing wrk with apt-get"; \

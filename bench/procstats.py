@@ -38,6 +38,18 @@ def tree_cpu_seconds(pid: int) -> float:
     return sum(cpu_seconds(p) for p in process_tree(pid))
 
 
+def tree_cpu_seconds_pinned_to(pid: int, cpu: int) -> float:
+    """User + system CPU time of the processes of `pid`'s tree that may run only on CPU `cpu`."""
+    total = 0.0
+    for process in process_tree(pid):
+        try:
+            if os.sched_getaffinity(process) == {cpu}:
+                total += cpu_seconds(process)
+        except OSError:
+            continue
+    return total
+
+
 def _status_kib(pid: int, key: str) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .results import RowResult, Summary
-from .rows import BASELINES, DURABLE, METRICS, METRICS_GOAL, ROWS, SUBJECT
+from .rows import BASELINES, CELERY, DURABLE, METRICS, METRICS_GOAL, ROWS, SCALING, SUBJECT
 
 HEADER = (
     "#",
@@ -27,7 +27,11 @@ DURABLE_FIGURES: dict[str, Callable[[Summary], float]] = {
     "cpu": lambda summary: summary.cpu_us_per_request,
 }
 DURABLE_GOAL = 0.5
-"""Durable delivery to SQLite should handle at least this share of the events inline delivery does."""
+"""Durable delivery (SQLite, Redis) should handle at least this share of the events inline delivery does."""
+CELERY_GOAL = 8.0
+"""Durable delivery to Redis should handle at least this many times the events of the Celery row."""
+MEMORY_GOAL = 300
+"""Bytes of RSS per callback the inline default store remembers, at most."""
 LOADGEN_SATURATED = 0.9
 SERVER_IDLE = 0.85
 OTHER_LOAD = 0.05
@@ -134,9 +138,16 @@ def durable_ratios(results: list[RowResult]) -> dict[str, dict[str, float | None
     return out
 
 
-def targets(results: list[RowResult], connections: int) -> list[Target]:
+def handled_ratio(results: list[RowResult], key: str, other: str) -> float | None:
+    """Events handled/s of row `key` over row `other`'s, or None when either was not measured."""
+    summaries = {result.row.key: result.summary() for result in results}
+    mine, theirs = summaries.get(key), summaries.get(other)
+    return mine.handled_per_s / theirs.handled_per_s if mine and theirs and theirs.handled_per_s else None
+
+
+def targets(results: list[RowResult], connections: int, memory_bytes: float | None = None) -> list[Target]:
     found = ratios(results)
-    durable = durable_ratios(results).get(DURABLE[0], {})
+    durable = durable_ratios(results)
     subject = next((r.summary() for r in results if r.row.key == SUBJECT), None)
     return [
         Target("row 4 >= 2x row 2 (Starlette route)", found["starlette_route"], 2.0, True),
@@ -151,7 +162,7 @@ def targets(results: list[RowResult], connections: int) -> list[Target]:
         Target("row 4 >= 0.5x row 1 (raw ASGI floor; an aim)", found["raw_asgi"], 0.5, True),
         Target(
             f"row 6a >= {DURABLE_GOAL}x row 4 (durable SQLite vs inline, events handled/s)",
-            durable.get("handled"),
+            durable.get(DURABLE[0], {}).get("handled"),
             DURABLE_GOAL,
             True,
         ),
@@ -161,6 +172,49 @@ def targets(results: list[RowResult], connections: int) -> list[Target]:
             METRICS_GOAL,
             False,
         ),
+        Target(
+            f"row 6b >= {DURABLE_GOAL}x row 4 (durable Redis vs inline, events handled/s)",
+            durable.get(DURABLE[1], {}).get("handled"),
+            DURABLE_GOAL,
+            True,
+        ),
+        Target(
+            f"row 6b >= {CELERY_GOAL:.0f}x row 8 (durable Redis vs Starlette + Celery, events handled/s)",
+            handled_ratio(results, DURABLE[1], CELERY),
+            CELERY_GOAL,
+            True,
+        ),
+        Target(
+            f"inline default store <= {MEMORY_GOAL} bytes of RSS per remembered callback",
+            memory_bytes,
+            MEMORY_GOAL,
+            at_least=False,
+            unit=" bytes",
+        ),
+    ]
+
+
+def cpu_lines(results: list[RowResult]) -> list[str]:
+    """CPU µs per event for each row: the figure other work on the machine disturbs least."""
+    lines = ["CPU µs per event (server, its workers and its Redis; the drain included; lower is better):"]
+    for result in results:
+        summary = result.summary()
+        shown = f"{summary.cpu_us_per_request:6.0f} µs" if summary else "     n/a"
+        lines.append(f"  row {result.row.number:<3} {result.row.label:<45} {shown}")
+    return lines
+
+
+def scaling_lines(results: list[RowResult]) -> list[str]:
+    """Row 6b's app in 1 and 2 processes against one Redis: events handled/s and CPU µs per event."""
+    summaries = {result.row.key: result.summary() for result in results}
+    one, two = (summaries.get(key) for key in SCALING)
+    if one is None or two is None:
+        return []
+    return [
+        "scaling (row 6b's app, durable, one Redis; the 2nd process shares the load generator's CPU):",
+        f"  1 process:   {one.handled_per_s:8,.0f} handled/s  {one.cpu_us_per_request:5.0f} µs CPU/event",
+        f"  2 processes: {two.handled_per_s:8,.0f} handled/s  {two.cpu_us_per_request:5.0f} µs CPU/event  "
+        f"({two.handled_per_s / one.handled_per_s:.2f}x the handled/s of 1 process)",
     ]
 
 
@@ -198,6 +252,16 @@ def ratio_lines(results: list[RowResult]) -> list[str]:
                 f"{label:<{width}}  {_times(found['handled']):>28}  {_times(found['accepted']):>14}  "
                 f"{_times(found['cpu']):>28}"
             )
+    summaries = {result.row.key: result.summary() for result in results}
+    redis, celery = summaries.get(DURABLE[1]), summaries.get(CELERY)
+    if redis and celery:
+        handled = _times(handled_ratio(results, DURABLE[1], CELERY))
+        cpu = _times(redis.cpu_us_per_request / celery.cpu_us_per_request)
+        lines.append("")
+        lines.append(
+            f"durable Redis vs Starlette + Celery (row 6b / row 8): {handled} the handled/s, "
+            f"{cpu} the CPU µs per event"
+        )
     return lines
 
 
@@ -216,7 +280,8 @@ def target_lines(found: list[Target]) -> list[str]:
             lines.append(f"[{'n/a':^7}] {target.text}")
             continue
         state = "met" if target.met else "NOT met"
-        lines.append(f"[{state:^7}] {target.text}: {target.value:.2f}{target.unit}")
+        value = f"{target.value:.0f}" if target.unit == " bytes" else f"{target.value:.2f}"
+        lines.append(f"[{state:^7}] {target.text}: {value}{target.unit}")
     return lines
 
 

@@ -74,8 +74,26 @@ def durable_row_unavailable(module: str, *, redis: bool = False) -> Callable[[],
     return unavailable
 
 
+def celery_row_unavailable() -> str | None:
+    """The Celery row needs celery (the `bench` extra), the redis package and a redis-server binary."""
+    if importlib.util.find_spec("celery") is None:
+        return "n/a (celery is not installed: pip install -e '.[bench]')"
+    if importlib.util.find_spec("redis") is None:
+        return "n/a (the redis package is not installed: pip install 'twilio-events[redis]')"
+    if shutil.which("redis-server") is None:
+        return "n/a (redis-server is not installed: apt-get install redis-server)"
+    return None
+
+
 SQLITE_MODULE = "bench.servers.twilio_events_sqlite"
 REDIS_MODULE = "bench.servers.twilio_events_redis"
+PROCESSES_MODULE = "bench.servers.twilio_events_redis_processes"
+
+
+def processes_command(processes: int) -> Command:
+    """Row 6b's app served by `processes` processes on one port (SO_REUSEPORT), sharing one Redis."""
+    return lambda port: [sys.executable, "-m", PROCESSES_MODULE, str(port), str(processes)]
+
 
 ROWS: tuple[Row, ...] = (
     Row(
@@ -136,6 +154,30 @@ ROWS: tuple[Row, ...] = (
             else "n/a (pip install 'twilio-events[prometheus]')"
         ),
     ),
+    Row(
+        number="8",
+        key="celery_redis",
+        label="Starlette + RequestValidator + Celery task",
+        command=python_module("bench.servers.celery_route"),
+        unavailable=celery_row_unavailable,
+        durable=True,
+    ),
+    Row(
+        number="9a",
+        key="twilio_events_durable_redis_1p",
+        label="twilio_events durable, Redis, 1 process",
+        command=processes_command(1),
+        unavailable=durable_row_unavailable(PROCESSES_MODULE, redis=True),
+        durable=True,
+    ),
+    Row(
+        number="9b",
+        key="twilio_events_durable_redis_2p",
+        label="twilio_events durable, Redis, 2 processes",
+        command=processes_command(2),
+        unavailable=durable_row_unavailable(PROCESSES_MODULE, redis=True),
+        durable=True,
+    ),
 )
 
 SUBJECT = "twilio_events_async"
@@ -147,3 +189,7 @@ DURABLE = ("twilio_events_durable_sqlite", "twilio_events_durable_redis")
 METRICS = "twilio_events_metrics"
 """Row 4 with metrics on: its CPU per request is compared with row 4's."""
 METRICS_GOAL = 1.10
+CELERY = "celery_redis"
+"""What a user builds for durable work without twilio_events, compared with row 6b."""
+SCALING = ("twilio_events_durable_redis_1p", "twilio_events_durable_redis_2p")
+"""Row 6b's app in 1 and in 2 processes against one Redis: the scaling figure."""

@@ -24,15 +24,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from . import report
+from . import memory, report
 from .load import ROOT, pinned, priority_prefix, run_load, wrk_available, wrk_version
 from .machine import import_cost, machine_info, source_revision
 from .payload import BODY, HOST, PARAMS
-from .procstats import cpu_busy_seconds, serving_memory, tree_cpu_seconds
+from .procstats import cpu_busy_seconds, serving_memory, tree_cpu_seconds, tree_cpu_seconds_pinned_to
 from .results import Measurement, RowResult
 from .rows import ROWS, SUBJECT, Row
 from .verify import CheckFailed, check_server, wait_until_drained, wait_until_serving
@@ -112,6 +112,12 @@ def parse_args() -> argparse.Namespace:
         help="run servers and load generator under SCHED_FIFO (chrt, as root): req/s stays steady when "
         "other work keeps the machine busy, but latency then includes the pauses (up to 50 ms a second) "
         "the kernel still gives that work",
+    )
+    parser.add_argument(
+        "--memory-count",
+        type=int,
+        default=memory.DEFAULT_COUNT,
+        help="distinct callbacks the memory figure remembers, old store structure and new (0: skip it)",
     )
     parser.add_argument("--output", type=Path, help="the JSON file (default: bench/results/<timestamp>.json)")
     return parser.parse_args()
@@ -239,10 +245,17 @@ def busy_seconds(settings: Settings) -> tuple[float, float] | None:
     return cpu_busy_seconds(settings.server_cpu), cpu_busy_seconds(settings.load_cpu)
 
 
+def server_cpu_on_load_cpu(server: Server, settings: Settings) -> float:
+    """CPU time of the server's processes placed on the load generator's CPU (row 9b's second process),
+    so that it is not counted as other work there."""
+    return tree_cpu_seconds_pinned_to(server.pid, settings.load_cpu) if settings.load_cpu is not None else 0.0
+
+
 def measure(result: RowResult, server: Server, settings: Settings, seconds: int) -> Measurement | None:
     """One load run (for a durable row, then the drain of what it left queued); a failed generator,
     a dead server or a backlog that is not handled aborts the row."""
     before = tree_cpu_seconds(server.pid)
+    on_load_cpu_before = server_cpu_on_load_cpu(server, settings)
     busy_before = busy_seconds(settings)
     try:
         load = run_load(
@@ -259,11 +272,12 @@ def measure(result: RowResult, server: Server, settings: Settings, seconds: int)
             result.skipped = f"aborted: {failed}"
             return None
     used = tree_cpu_seconds(server.pid) - before
+    on_load_cpu = server_cpu_on_load_cpu(server, settings) - on_load_cpu_before
     busy_after = busy_seconds(settings)
     other = other_load = None
     if busy_before and busy_after:
-        other = busy_after[0] - busy_before[0] - used
-        other_load = busy_after[1] - busy_before[1] - load.loadgen_cpu_s
+        other = busy_after[0] - busy_before[0] - (used - on_load_cpu)
+        other_load = busy_after[1] - busy_before[1] - load.loadgen_cpu_s - on_load_cpu
     if server.process.poll() is not None:
         result.skipped = f"aborted: the server exited with code {server.process.returncode}"
         print(server.log_tail())
@@ -348,12 +362,23 @@ def print_header(settings: Settings, machine: dict[str, object], imports: dict[s
     )
 
 
-def print_report(results: list[RowResult], targets: list[report.Target], notes: list[str]) -> None:
+def print_report(
+    results: list[RowResult],
+    targets: list[report.Target],
+    notes: list[str],
+    remembered: list[memory.MemoryResult],
+) -> None:
     subject = next((r for r in results if r.row.key == SUBJECT), None)
     print()
     print("\n".join(report.table(results)))
     print()
     print("\n".join(report.ratio_lines(results)))
+    print()
+    print("\n".join(report.cpu_lines(results)))
+    if scaling := report.scaling_lines(results):
+        print("\n".join(scaling))
+    if remembered:
+        print("\n".join(memory.lines(remembered)))
     print("targets:")
     print("\n".join("  " + line for line in report.target_lines(targets)))
     if subject and subject.idle_rss_mib is not None:
@@ -381,8 +406,14 @@ def main() -> int:
     results = select_rows(args.rows)
     measure_rows(results, settings)
 
+    remembered = []
+    if args.memory_count:
+        print(f"measuring memory per remembered callback ({args.memory_count:,} distinct callbacks)")
+        remembered = [memory.measure(name, args.memory_count) for name in memory.STRUCTURES]
+    new_memory = next((m.bytes_per_callback for m in remembered if m.structure == "new"), None)
+
     elapsed = time.monotonic() - started
-    targets = report.targets(results, settings.connections)
+    targets = report.targets(results, settings.connections, new_memory)
     notes = report.notes(results)
     if machine["tempdir_filesystem"] in MEMORY_FILESYSTEMS and any(
         r.measured and r.row.durable for r in results
@@ -393,7 +424,7 @@ def main() -> int:
         )
     if settings.realtime:
         notes.append("--realtime: latencies include the pauses the kernel gives other work (up to 50 ms/s).")
-    print_report(results, targets, notes)
+    print_report(results, targets, notes, remembered)
 
     subject = next((r for r in results if r.row.key == SUBJECT), None)
     document = {
@@ -408,6 +439,9 @@ def main() -> int:
         "ratios": report.ratios(results),
         "cpu_ratios": report.cpu_ratios(results),
         "durable_ratios": report.durable_ratios(results),
+        "celery_ratio_handled": report.handled_ratio(results, "twilio_events_durable_redis", "celery_redis"),
+        "scaling": report.scaling_lines(results),
+        "memory_per_remembered_callback": [asdict(m) for m in remembered],
         "targets": [target.as_dict() for target in targets],
         "notes": notes,
         "table_markdown": report.table(results),

@@ -24,6 +24,7 @@ from twilio_events.stores import (
     Store,
     StoredEvent,
     StoreUnavailable,
+    memory,
     open_store,
 )
 from twilio_events.stores.redis import RedisStore
@@ -673,3 +674,142 @@ def test_sqlite_path_is_taken_from_the_url() -> None:
     store = open_store("sqlite:///var/lib/events.db")
     assert isinstance(store, SqliteStore)
     assert store.path == "var/lib/events.db"
+
+
+# MemoryStore: its compact tables remember what an ordered dict of keys would
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return time.time()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(memory, "time", fake)
+    return fake
+
+
+class ModelStore:
+    """The memory store's de-duplication and marks as ordered dicts of strings, oldest first."""
+
+    def __init__(self, clock: Clock, max_entries: int) -> None:
+        self.clock, self.max_entries = clock, max_entries
+        self.handled: dict[str, float] = {}
+        self.marks: dict[str, tuple[StatusMark, float]] = {}
+
+    def is_handled(self, key: str) -> bool:
+        expiry = self.handled.get(key)
+        if expiry is not None and expiry < self.clock.now:
+            del self.handled[key]
+            return False
+        return expiry is not None
+
+    def mark_handled(self, key: str, window: float) -> None:
+        self.handled.pop(key, None)
+        self.handled[key] = self.clock.now + window
+        self._prune(self.handled, lambda expiry: expiry)
+
+    def last_status(self, sid: str) -> StatusMark | None:
+        entry = self.marks.get(sid)
+        return entry[0] if entry is not None and entry[1] >= self.clock.now else None
+
+    def advance_status(self, sid: str, mark: StatusMark, window: float) -> None:
+        current = self.last_status(sid)
+        if current is not None and (current.final or mark.position <= current.position):
+            return
+        self.marks.pop(sid, None)
+        self.marks[sid] = (mark, self.clock.now + window)
+        self._prune(self.marks, lambda entry: entry[1])
+
+    def _prune(self, entries: dict[str, Any], expiry: Callable[[Any], float]) -> None:
+        while entries and (
+            expiry(next(iter(entries.values()))) < self.clock.now or len(entries) > self.max_entries
+        ):
+            del entries[next(iter(entries))]
+
+
+async def test_memory_store_forgets_the_oldest_keys_past_its_cap(clock: Clock) -> None:
+    store = MemoryStore(max_entries=3)
+    for key in "abcd":
+        await store.mark_handled(key, WINDOW)
+    assert [await store.is_handled(key) for key in "abcd"] == [False, True, True, True]
+    await store.mark_handled("b", WINDOW)  # written again: now the newest
+    await store.mark_handled("e", WINDOW)
+    assert [await store.is_handled(key) for key in "bcde"] == [True, False, True, True]
+
+
+async def test_memory_store_forgets_the_oldest_marks_past_its_cap(clock: Clock) -> None:
+    store = MemoryStore(max_entries=2)
+    for sid in ("CA1", "CA2", "CA3"):
+        await store.advance_status(sid, StatusMark("ringing", (2, 0), final=False), WINDOW)
+    assert await store.last_status("CA1") is None
+    assert await store.last_status("CA3") == StatusMark("ringing", (2, 0), final=False)
+
+
+async def test_memory_store_keeps_marks_of_any_status_and_position(clock: Clock) -> None:
+    store = MemoryStore()
+    mark = StatusMark("conference-end", (7, 2**63 - 1), final=True)
+    await store.advance_status("CF1", mark, WINDOW)
+    await store.advance_status("CA1", StatusMark("Zoë", (0, 0), final=False), WINDOW)
+    assert await store.last_status("CF1") == mark
+    assert await store.last_status("CA1") == StatusMark("Zoë", (0, 0), final=False)
+
+
+async def test_memory_store_keeps_no_more_than_its_live_marks_of_a_sid_written_again_and_again(
+    clock: Clock,
+) -> None:
+    store = MemoryStore()
+    for sequence in range(50_000):  # one conference's events, each numbered after the last
+        await store.advance_status("CF1", StatusMark("participant-join", (0, sequence), final=False), WINDOW)
+    assert await store.last_status("CF1") == StatusMark("participant-join", (0, 49_999), final=False)
+    assert len(store._marks) == 1
+    assert len(store._marks._log) < 2 * memory.COMPACT_AT * 64  # the forgotten writes were dropped
+
+
+@pytest.mark.parametrize("seed", range(20))
+async def test_memory_store_remembers_what_ordered_dicts_of_keys_would(
+    clock: Clock, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    if seed % 2:
+        monkeypatch.setattr(memory, "COMPACT_AT", 4)  # rewrite the log often
+    rng = random.Random(seed)
+    max_entries = rng.choice([1, 5, 40, 2000])
+    store, model = MemoryStore(max_entries=max_entries), ModelStore(clock, max_entries)
+    keys = [f"call:CA{n:032x}:completed:" for n in range(rng.choice([3, 60, 3000]))]
+    statuses = ["queued", "ringing", "in-progress", "completed"]
+    for _ in range(6000):  # enough writes that the log drops its forgotten start
+        key = rng.choice(keys)
+        operation = rng.randrange(5)
+        if operation == 0:
+            assert await store.is_handled(key) == model.is_handled(key), key
+        elif operation == 1:
+            window = rng.choice([0.5, 5.0, WINDOW])
+            await store.mark_handled(key, window)
+            model.mark_handled(key, window)
+        elif operation == 2:
+            assert await store.last_status(key) == model.last_status(key), key
+        elif operation == 3:
+            rank = rng.randrange(len(statuses))
+            mark = StatusMark(statuses[rank], (rank, rng.randrange(3)), final=rank == 3)
+            window = rng.choice([0.5, 5.0, WINDOW])
+            await store.advance_status(key, mark, window)
+            model.advance_status(key, mark, window)
+        else:
+            clock.now += rng.choice([0.0, 0.1, 1.0, 3.0])
+    for key in keys:
+        assert await store.is_handled(key) == model.is_handled(key), key
+        assert await store.last_status(key) == model.last_status(key), key
+    assert len(store._handled) == len(model.handled)
+    assert len(store._marks) == len(model.marks)
