@@ -110,7 +110,11 @@ def test_a_failing_handler_is_retried_with_back_off_then_dead_lettered_with_its_
     assert (stats.queued, stats.running, stats.dead) == (0, 0, 1)
     (letter,) = dead
     assert (letter.key, letter.attempts) == (f"call:{hopeless}:ringing:0", 3)
-    assert letter.last_error == f"RuntimeError: attempt 3 of {hopeless}"
+    assert letter.last_error is not None
+    # the traceback of the last failure, down to the handler's own line
+    assert letter.last_error.startswith("Traceback (most recent call last):")
+    assert 'raise RuntimeError(f"attempt {number} of {event.call_sid}")' in letter.last_error
+    assert letter.last_error.endswith(f"\nRuntimeError: attempt 3 of {hopeless}")
     assert dict(letter.params)["CallSid"] == hopeless
     assert attempts.count(hopeless) == 3  # max_attempts, and no more
     assert attempts.count(lucky) == 3  # failed twice, succeeded on the third attempt: not a dead letter
@@ -330,13 +334,19 @@ def test_health_reports_the_queue_and_is_503_while_redis_is_stopped(tmp_path: Pa
                     "queued": 0,
                     "running": 0,
                     "dead_letters": 0,
+                    "oldest_waiting_s": None,
+                    "consumers": {},
                 }
                 payloads = [call_payload("ringing") for _ in range(5)]
                 for payload in payloads:
                     assert server.callback(payload).status_code == 200
                 # one worker: one event runs (blocked), four wait
                 wait_for(lambda: health(server)[1]["running"] == 1, "the worker to take one event")
-                assert (health(server)[1]["queued"], health(server)[1]["running"]) == (4, 1)
+                body = health(server)[1]
+                assert (body["queued"], body["running"]) == (4, 1)
+                # this process, under its consumer name
+                assert list(body["consumers"].values()) == [{"running": 1, "lease_expiries": 0}]
+                assert 0 <= body["oldest_waiting_s"] < DEADLINE  # four wait: the oldest for a moment
 
                 release.set()
                 wait_for(lambda: len(handled) == 5, "the five events to be handled")
