@@ -167,7 +167,7 @@ def list_dead(
         shown = lines if verbose else lines[-TRACEBACK_LINES:]
         cut = "" if len(shown) == len(lines) else f", its last {len(shown)} lines (--verbose: all)"
         print(f"\ndead letter {event.id} ({event.key}){cut}:", file=out)
-        print("\n".join("  " + line for line in shown), file=out)
+        print("\n".join(("  " + line).rstrip() for line in shown), file=out)
     return 0
 
 
