@@ -25,8 +25,9 @@ import pytest
 from twilio.twiml.messaging_response import MessagingResponse
 
 from twilio_events import CallEvent, SmsEvent, TwilioEvents
+from twilio_events.delivery import runner
 from twilio_events.payloads import call_payload, inbound_sms_payload
-from twilio_events.stores import StoreStats
+from twilio_events.stores import StatusMark, StoreStats
 from twilio_events.stores.redis import RedisStore
 from twilio_events.stores.sqlite import SqliteStore
 
@@ -223,6 +224,46 @@ def test_monotonic_ordering_holds_between_workers_running_one_sid(tmp_path: Path
     finally:
         release.set()
     assert handled == ["completed"]  # ringing came after a final status: acknowledged, never run
+
+
+def test_an_inline_callback_waits_for_a_sid_another_process_holds_and_then_reads_its_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "INLINE_WAIT", 0.5)  # a wait the test can afford (10 s otherwise)
+    app = TwilioEvents(auth_token=TOKEN, store=sqlite_url(tmp_path), ordering="monotonic")
+    handled: list[tuple[str, str | None]] = []
+
+    @app.call.on_any
+    async def any_status(event: CallEvent) -> None:
+        handled.append((str(event.status), event.previous_status))
+
+    sid = "CA" + "4" * 32
+    other = SqliteStore(tmp_path / "events.db")  # another process's view of the same file
+
+    async def hold() -> None:
+        await other.open(recover=False)
+        assert (await other.claim_sid(sid, "elsewhere", 60.0)).held
+
+    async def let_go() -> None:
+        in_progress = StatusMark("in-progress", (3, 2), final=False)
+        await other.release_sid(sid, "elsewhere", in_progress, 3600.0)
+        await other.close()
+
+    with running(app, lifespan="on") as server:
+        asyncio.run(hold())
+        ringing = call_payload("ringing", CallSid=sid, SequenceNumber="1")
+        started = time.monotonic()
+        refused = server.callback(ringing)
+        assert refused.status_code == 503  # after waiting: Twilio sends it again later
+        assert "same SID is running" in refused.text
+        assert time.monotonic() - started >= 0.5
+        assert handled == []
+
+        asyncio.run(let_go())  # the other process ran in-progress, and let go
+        assert server.callback(ringing).status_code == 200  # Twilio's retry: now late, not run
+        completed = call_payload("completed", CallSid=sid, SequenceNumber="3")
+        assert server.callback(completed).status_code == 200
+    assert handled == [("completed", "in-progress")]
 
 
 # Inline de-duplication

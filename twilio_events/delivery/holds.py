@@ -72,9 +72,10 @@ class SidHolds:
             answer = await self.store.claim_sid(sid, token, self.lease)
             if answer.held:
                 return answer.previous
-            if time.monotonic() + pause > deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 raise SidBusy(f"{sid} is held by another process")
-            await asyncio.sleep(pause)
+            await asyncio.sleep(min(pause, remaining))
             pause = min(pause * 2, LAST_POLL)
 
     async def _extend(self, sid: str, token: str) -> None:
