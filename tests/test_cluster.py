@@ -210,7 +210,6 @@ def test_three_instances_on_one_redis_lose_nothing_when_one_is_killed_and_restar
     ran_twice = {key for key, n in starts.items() if n > 1}
     # only what the killed instance had in hand ran twice: copies Twilio sent were recognised
     assert ran_twice <= in_flight
-    assert set(counts(doomed.records(), "start")) & in_flight  # it was running some of them
     assert len(in_flight) <= workers
     assert handled_in < 60
     handled_by = Counter(r.pid for r in records if r.what == "done")
