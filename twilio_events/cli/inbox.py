@@ -151,7 +151,7 @@ def list_dead(
             event.key,
             event.channel,
             str(event.attempts),
-            one_line(_last_line(event.last_error or ""), ERROR_WIDTH),
+            one_line(event.error_line, ERROR_WIDTH),
             _time(event.received_at),
         ]
         for event in events
@@ -232,11 +232,6 @@ async def _retry_one(store: Store, event_id: str) -> tuple[int, StoredEvent | No
 def _letters(count: int) -> str:
     """ "1 dead letter", "2 dead letters"."""
     return f"{count} dead letter{'' if count == 1 else 's'}"
-
-
-def _last_line(error: str) -> str:
-    """The error itself: the last line of its traceback."""
-    return error.rstrip("\n").rpartition("\n")[2]
 
 
 def _age(seconds: float) -> str:

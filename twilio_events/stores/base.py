@@ -35,6 +35,11 @@ class StoredEvent:
     lease: int = 0
     """The claim's token: a new one for each claim, so a holder that lost the event cannot finish it."""
 
+    @property
+    def error_line(self) -> str:
+        """The last error itself: the last line of `last_error`, which may hold its traceback ("")."""
+        return (self.last_error or "").rstrip("\n").rpartition("\n")[2]
+
 
 @dataclass(frozen=True, slots=True)
 class StatusMark:
