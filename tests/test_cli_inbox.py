@@ -14,6 +14,8 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +26,16 @@ from twilio_events import CallEvent, TwilioEvents
 from twilio_events.payloads import call_payload
 
 from .conftest import DEADLINE, TOKEN, LiveServer, assert_one_line_error, free_port, running, wait_for
-from .delivery_support import redis_server
+from .delivery_support import (
+    AppProcess,
+    app_processes,
+    redis_server,
+    send_all,
+    signed_request,
+)
+from .delivery_support import (
+    counts as records_of,
+)
 
 SCRIPT = Path(sys.executable).with_name("twilio-events")
 
@@ -55,7 +66,8 @@ def counts(store: str) -> dict[str, int]:
 
 def dead_letters(store: str, *args: str) -> list[dict[str, str]]:
     """`inbox list --dead` as one dict per row, keyed by the table's header."""
-    lines = ok(inbox("list", "--dead", "--store", store, *args)).splitlines()
+    table = ok(inbox("list", "--dead", "--store", store, *args)).partition("\n\n")[0]  # then tracebacks
+    lines = table.splitlines()
     header = re.split(r" {2,}", lines[0])
     rows = [line for line in lines[1:] if line and not line.startswith("(")]
     return [dict(zip(header, re.split(r" {2,}", row), strict=True)) for row in rows]
@@ -187,6 +199,104 @@ def test_stats_beside_a_running_service_leave_its_running_event_alone(tmp_path: 
         wait_for(lambda: counts(store) == {"queued": 0, "running": 0, "dead": 0}, "the event to be handled")
 
     assert started.read_text(encoding="utf-8").splitlines() == [sid("8")]
+
+
+def test_list_dead_shows_the_end_of_each_traceback_and_verbose_all_of_it(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'events.db'}"
+    service = Service(tmp_path, store)
+    with running(service.app, lifespan="on") as server:
+        service.send(server, "7")
+        service.wait_for_counts(queued=0, running=0, dead=1)
+
+    (row,) = dead_letters(store)
+    assert row["LAST ERROR"] == f"RuntimeError: no luck for {sid('7')}"  # the error itself in the table
+    short = ok(inbox("--store", store, "list", "--dead")).partition("\n\n")[2]
+    whole = ok(inbox("--store", store, "list", "--dead", "--verbose")).partition("\n\n")[2]
+    assert short.startswith(f"dead letter {row['ID']} ({row['KEY']}), its last 6 lines (--verbose: all):\n")
+    assert whole.startswith(f"dead letter {row['ID']} ({row['KEY']}):\n")
+    for text in (short, whole):  # the handler's own line and the error, where it was raised
+        assert 'raise RuntimeError(f"no luck for {event.call_sid}")' in text
+        assert text.rstrip().endswith(f"  RuntimeError: no luck for {sid('7')}")
+    assert "Traceback (most recent call last):" not in short
+    assert "  Traceback (most recent call last):\n" in whole
+    assert len(whole.splitlines()) > len(short.splitlines()) == 7
+
+
+def consumers(store: str) -> dict[str, tuple[int, int]]:
+    """`inbox stats`'s consumer table as {name: (running, lease expiries)}."""
+    lines = ok(inbox("--store", store, "stats")).partition("CONSUMER")[2].splitlines()[1:]
+    return {name: (int(running), int(expired)) for name, running, expired in map(str.split, lines)}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_per_consumer_stats_and_a_dead_consumers_events_listed_and_released(
+    tmp_path: Path, kind: str
+) -> None:
+    with contextlib.ExitStack() as stack:
+        if kind == "redis":
+            store = stack.enter_context(redis_server(tmp_path / "redis")).url
+        else:
+            store = f"sqlite:///{tmp_path / 'events.db'}"
+        make = stack.enter_context(app_processes(tmp_path))
+        tag = uuid.uuid4().hex[:8]
+
+        def instance(name: str, lease: str) -> AppProcess:
+            env = {
+                "DURABLE_APP_STORE": store,
+                "DURABLE_APP_CONSUMER": f"{name}-{tag}",
+                "DURABLE_APP_LEASE": lease,
+            }
+            return make(env, name=name)
+
+        def block(process: AppProcess, how_many: int) -> list[str]:
+            """Send `how_many` callbacks that block in `process`'s handler; their keys once all started."""
+            payloads = [call_payload("ringing", Block="1") for _ in range(how_many)]
+            keys = [f"call:{p['CallSid']}:ringing:0" for p in payloads]
+            assert (
+                send_all([signed_request(p) for p in payloads], [process.port], concurrency=2)
+                == [200] * how_many
+            )
+            wait_for(
+                lambda: set(records_of(process.records(), "start")) >= set(keys), "the handlers to start"
+            )
+            return keys
+
+        # "gone" holds two events under the default lease (30 s) and is killed
+        gone = instance("gone", "30").start()
+        held = block(gone, 2)
+        gone.kill()
+        # "stuck" holds one under a lease of 1 s and is killed: another instance takes it over in a second
+        stuck = instance("stuck", "1").start()
+        (taken_over,) = block(stuck, 1)
+        stuck.kill()
+        gone_name, stuck_name = f"gone-{tag}:1", f"stuck-{tag}:1"
+        assert consumers(store) == {gone_name: (2, 0), stuck_name: (1, 0)}
+        assert "oldest waiting  none" in ok(inbox("--store", store, "stats"))
+
+        listed = ok(inbox("--store", store, "list", "--held-by", gone_name))
+        assert listed.splitlines()[0].split() == ["ID", "KEY", "CHANNEL", "ATTEMPTS", "RECEIVED", "(UTC)"]
+        assert sorted(line.split()[1] for line in listed.splitlines()[1:]) == sorted(held)
+        assert ok(inbox("--store", store, "list", "--held-by", "nobody")) == "nobody holds no events\n"
+
+        released = ok(inbox("--store", store, "release", gone_name))
+        assert released == f"released 2 events held by {gone_name}: ready to run again\n"
+        assert ok(inbox("--store", store, "release", gone_name)) == f"{gone_name} holds no events\n"
+
+        rescuer = instance("rescuer", "30")
+        rescuer.log.with_name(rescuer.log.name + ".gate").touch()
+        started = time.monotonic()
+        rescuer.start()
+        wait_for(
+            lambda: set(records_of(rescuer.records(), "done")) >= set(held), "the released events to run"
+        )
+        assert time.monotonic() - started < 20  # at once, not after gone's 30 s leases
+        wait_for(
+            lambda: taken_over in records_of(rescuer.records(), "done"), "the stuck event to be taken over"
+        )
+        wait_for(lambda: consumers(store).get(stuck_name) == (0, 1), "the lease expiry to be counted")
+        assert consumers(store).get(gone_name, (0, 0)) == (0, 0)  # released: nothing held, none expired
+        health = rescuer.health()
+        assert health["consumers"][stuck_name] == {"running": 0, "lease_expiries": 1}
 
 
 # A real redis-server

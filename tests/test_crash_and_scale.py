@@ -215,17 +215,23 @@ def test_ten_thousand_callbacks_at_64_connections_are_all_handled(
 
 
 SLOW_APP = """
-import asyncio, os
+import asyncio, os, time
 from twilio_events import TwilioEvents
 
-app = TwilioEvents(delivery="durable", store=os.environ["SLOW_APP_STORE"], lease=1.0)
+app = TwilioEvents(delivery="durable", store=os.environ["SLOW_APP_STORE"], lease=1.0, ordering="monotonic")
 
 
 @app.call.on_ringing
 async def ringing(event):
-    print("start", event.call_sid, os.getpid(), flush=True)
-    await asyncio.sleep(4)  # four leases long: only the heartbeat keeps it held
-    print("done", event.call_sid, os.getpid(), flush=True)
+    print("start", event.call_sid, event.status, os.getpid(), time.time(), flush=True)
+    await asyncio.sleep(4)  # four leases long: only the heartbeat keeps it (and its SID) held
+    print("done", event.call_sid, event.status, os.getpid(), time.time(), flush=True)
+
+
+@app.call.on_completed
+async def completed(event):
+    print("start", event.call_sid, event.status, os.getpid(), time.time(), flush=True)
+    print("done", event.call_sid, event.status, os.getpid(), time.time(), flush=True)
 """
 
 
@@ -247,44 +253,75 @@ def served(process: Process, port: int) -> bool:
         return False
 
 
-def test_a_second_process_on_one_sqlite_file_does_not_run_what_the_first_is_running(tmp_path: Path) -> None:
-    store = f"sqlite:///{tmp_path / 'events.db'}"
-    first_port, second_port = free_port(), free_port()
-    first = run_slow_app(tmp_path / "first", store, first_port)
-    second: Process | None = None
-    try:
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_a_handler_slower_than_the_lease_runs_once_and_holds_its_sid_in_every_process(
+    tmp_path: Path, kind: str
+) -> None:
+    with contextlib.ExitStack() as stack:
+        if kind == "redis":
+            store = stack.enter_context(redis_server(tmp_path / "redis")).url
+        else:
+            store = f"sqlite:///{tmp_path / 'events.db'}"
+        first_port, second_port = free_port(), free_port()
+        first = run_slow_app(tmp_path / "first", store, first_port)
+        stack.callback(first.kill)
         wait_for(lambda: served(first, first_port), "the first process to serve")
-        url = f"http://127.0.0.1:{first_port}/"
-        payload = call_payload("ringing")
-        answer = httpx2.post(
-            url,
-            content=encode_form(payload),
-            headers={"Content-Type": FORM, "X-Twilio-Signature": sign(url, payload, TOKEN)},
-            timeout=DEADLINE,
-        )
-        assert answer.status_code == 200
+        ringing = call_payload("ringing", SequenceNumber="1")
+        sid = ringing["CallSid"]
+        assert post(first_port, ringing) == 200
         wait_for(lambda: len(runs(first)) == 1, "the first process to start the handler")
 
-        # the second starts (its start-up recovery runs) while the first is mid-way through the handler
+        # the second starts (its start-up recovery runs) while the first is mid-way through the handler,
+        # and gets the call's completed: it waits for the first to let go of the SID, then puts it off
         second = run_slow_app(tmp_path / "second", store, second_port)
+        stack.callback(second.kill)
         wait_for(lambda: served(second, second_port), "the second process to serve")
-        wait_for(lambda: len(runs(first)) == 2, "the first process to finish the handler")
+        assert post(second_port, call_payload("completed", CallSid=sid, SequenceNumber="3")) == 200
+
+        def both() -> list[str]:
+            return runs(first) + runs(second)
+
+        wait_for(lambda: len(both()) == 4, "completed to run, in either process", DEADLINE)
         health = httpx2.get(f"http://127.0.0.1:{second_port}/health", timeout=DEADLINE).json()
-        assert (health["queued"], health["running"]) == (0, 0)  # completed: nobody can run it now
-        sid = payload["CallSid"]
-        pid = first.popen.pid
-        assert runs(first) == [f"start {sid} {pid}", f"done {sid} {pid}"]  # once, in the first process
-        assert runs(second) == []
-    finally:
-        first.kill()
-        if second is not None:
-            second.kill()
+        assert (health["queued"], health["running"]) == (0, 0)  # completed: nobody can run them now
+        one = first.popen.pid
+        assert runs(first)[:2] == [f"start {sid} ringing {one}", f"done {sid} ringing {one}"]  # once
+        assert [line.split()[:3] for line in both()[2:]] == [
+            ["start", sid, "completed"],
+            ["done", sid, "completed"],
+        ]
+        # the first let go of the SID (and recorded ringing) before completed started, wherever it ran
+        assert at(first)["ringing"] <= min(at(first).get("completed", 2e9), at(second).get("completed", 2e9))
+
+
+def post(port: int, payload: dict[str, str]) -> int:
+    """POST one signed callback to the process on `port`; its status."""
+    url = f"http://127.0.0.1:{port}/"
+    answer = httpx2.post(
+        url,
+        content=encode_form(payload),
+        headers={"Content-Type": FORM, "X-Twilio-Signature": sign(url, payload, TOKEN)},
+        timeout=DEADLINE,
+    )
+    return answer.status_code
 
 
 def runs(process: Process) -> list[str]:
-    """The handler's "start SID PID" and "done SID PID" lines in the process's output."""
+    """The handler's "start SID STATUS PID" and "done SID STATUS PID" lines in the process's output."""
     lines = process.stdout_path.read_text(encoding="utf-8").splitlines()
-    return [line for line in lines if line.startswith(("start CA", "done CA"))]
+    return [line.rpartition(" ")[0] for line in lines if line.startswith(("start CA", "done CA"))]
+
+
+def at(process: Process) -> dict[str, float]:
+    """When (Unix time) the process finished running ringing and started running completed, if it did."""
+    times = {}
+    for line in process.stdout_path.read_text(encoding="utf-8").splitlines():
+        fields = line.split()
+        if line.startswith("done CA") and fields[2] == "ringing":
+            times["ringing"] = float(fields[-1])
+        elif line.startswith("start CA") and fields[2] == "completed":
+            times["completed"] = float(fields[-1])
+    return times
 
 
 def test_a_killed_redis_instance_restarted_with_its_identity_runs_its_events_again_at_once(

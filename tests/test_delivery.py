@@ -25,8 +25,9 @@ import pytest
 from twilio.twiml.messaging_response import MessagingResponse
 
 from twilio_events import CallEvent, SmsEvent, TwilioEvents
+from twilio_events.delivery import runner
 from twilio_events.payloads import call_payload, inbound_sms_payload
-from twilio_events.stores import StoreStats
+from twilio_events.stores import StatusMark, StoreStats
 from twilio_events.stores.redis import RedisStore
 from twilio_events.stores.sqlite import SqliteStore
 
@@ -110,7 +111,11 @@ def test_a_failing_handler_is_retried_with_back_off_then_dead_lettered_with_its_
     assert (stats.queued, stats.running, stats.dead) == (0, 0, 1)
     (letter,) = dead
     assert (letter.key, letter.attempts) == (f"call:{hopeless}:ringing:0", 3)
-    assert letter.last_error == f"RuntimeError: attempt 3 of {hopeless}"
+    assert letter.last_error is not None
+    # the traceback of the last failure, down to the handler's own line
+    assert letter.last_error.startswith("Traceback (most recent call last):")
+    assert 'raise RuntimeError(f"attempt {number} of {event.call_sid}")' in letter.last_error
+    assert letter.last_error.endswith(f"\nRuntimeError: attempt 3 of {hopeless}")
     assert dict(letter.params)["CallSid"] == hopeless
     assert attempts.count(hopeless) == 3  # max_attempts, and no more
     assert attempts.count(lucky) == 3  # failed twice, succeeded on the third attempt: not a dead letter
@@ -219,6 +224,46 @@ def test_monotonic_ordering_holds_between_workers_running_one_sid(tmp_path: Path
     finally:
         release.set()
     assert handled == ["completed"]  # ringing came after a final status: acknowledged, never run
+
+
+def test_an_inline_callback_waits_for_a_sid_another_process_holds_and_then_reads_its_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "INLINE_WAIT", 0.5)  # a wait the test can afford (10 s otherwise)
+    app = TwilioEvents(auth_token=TOKEN, store=sqlite_url(tmp_path), ordering="monotonic")
+    handled: list[tuple[str, str | None]] = []
+
+    @app.call.on_any
+    async def any_status(event: CallEvent) -> None:
+        handled.append((str(event.status), event.previous_status))
+
+    sid = "CA" + "4" * 32
+    other = SqliteStore(tmp_path / "events.db")  # another process's view of the same file
+
+    async def hold() -> None:
+        await other.open(recover=False)
+        assert (await other.claim_sid(sid, "elsewhere", 60.0)).held
+
+    async def let_go() -> None:
+        in_progress = StatusMark("in-progress", (3, 2), final=False)
+        await other.release_sid(sid, "elsewhere", in_progress, 3600.0)
+        await other.close()
+
+    with running(app, lifespan="on") as server:
+        asyncio.run(hold())
+        ringing = call_payload("ringing", CallSid=sid, SequenceNumber="1")
+        started = time.monotonic()
+        refused = server.callback(ringing)
+        assert refused.status_code == 503  # after waiting: Twilio sends it again later
+        assert "same SID is running" in refused.text
+        assert time.monotonic() - started >= 0.5
+        assert handled == []
+
+        asyncio.run(let_go())  # the other process ran in-progress, and let go
+        assert server.callback(ringing).status_code == 200  # Twilio's retry: now late, not run
+        completed = call_payload("completed", CallSid=sid, SequenceNumber="3")
+        assert server.callback(completed).status_code == 200
+    assert handled == [("completed", "in-progress")]
 
 
 # Inline de-duplication
@@ -330,13 +375,19 @@ def test_health_reports_the_queue_and_is_503_while_redis_is_stopped(tmp_path: Pa
                     "queued": 0,
                     "running": 0,
                     "dead_letters": 0,
+                    "oldest_waiting_s": None,
+                    "consumers": {},
                 }
                 payloads = [call_payload("ringing") for _ in range(5)]
                 for payload in payloads:
                     assert server.callback(payload).status_code == 200
                 # one worker: one event runs (blocked), four wait
                 wait_for(lambda: health(server)[1]["running"] == 1, "the worker to take one event")
-                assert (health(server)[1]["queued"], health(server)[1]["running"]) == (4, 1)
+                body = health(server)[1]
+                assert (body["queued"], body["running"]) == (4, 1)
+                # this process, under its consumer name
+                assert list(body["consumers"].values()) == [{"running": 1, "lease_expiries": 0}]
+                assert 0 <= body["oldest_waiting_s"] < DEADLINE  # four wait: the oldest for a moment
 
                 release.set()
                 wait_for(lambda: len(handled) == 5, "the five events to be handled")

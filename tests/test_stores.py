@@ -383,6 +383,121 @@ async def test_concurrent_advances_keep_the_highest_position(store: Store) -> No
     assert await store.last_status("CA1") == StatusMark("s3.4", (3, 4), final=False)
 
 
+# per-consumer operations
+
+
+async def test_stats_count_running_events_per_consumer_and_the_oldest_waiting(store: Store) -> None:
+    assert (await store.stats()).oldest_waiting is None
+    before = time.time()
+    await add(store, "k0", "k1", "k2", "k3")
+    await store.claim("a", 2, WINDOW)
+    await store.claim("b", 1, WINDOW)
+    stats = await store.stats()
+    assert stats.consumers == {"a": 2, "b": 1}
+    assert stats.expiries == {}
+    assert stats.oldest_waiting is not None and before - 1 <= stats.oldest_waiting <= time.time() + 1
+
+
+async def test_a_lease_taken_over_is_counted_against_the_consumer_that_let_it_run_out(store: Store) -> None:
+    await add(store, "k0", "k1", "k2")
+    await store.claim("stuck", 2, SHORT)
+    await store.claim("alive", 1, WINDOW)
+    await asyncio.sleep(SHORT * 1.5)
+    assert len(await store.claim("rescuer", 10, WINDOW)) == 2
+    stats = await store.stats()
+    assert stats.expiries == {"stuck": 2}
+    assert stats.consumers == {"alive": 1, "rescuer": 2}
+
+
+async def test_held_by_lists_what_one_consumer_holds_and_release_makes_it_ready_at_once(store: Store) -> None:
+    await add(store, "k0", "k1", "k2", "k3")
+    gone = await store.claim("gone", 3, WINDOW)
+    await store.claim("alive", 1, WINDOW)
+    held = await store.held_by("gone")
+    assert [e.key for e in held] == ["k0", "k1", "k2"]
+    assert [e.holder for e in held] == ["gone"] * 3
+    assert [e.key for e in await store.held_by("gone", limit=2)] == ["k0", "k1"]
+    assert await store.held_by("nobody") == []
+    assert await store.release("gone") == 3
+    assert await store.release("gone") == 0
+    assert await store.held_by("gone") == []
+    assert await counts(store) == (3, 1, 0)
+    again = await store.claim("new", 10, WINDOW)  # at once: no lease to wait out
+    assert sorted(e.key for e in again) == ["k0", "k1", "k2"]
+    with pytest.raises(LeaseLost):  # the released holder cannot finish what it held
+        await store.complete(gone[0], WINDOW)
+
+
+async def test_retry_later_without_counting_puts_an_event_off_with_its_attempts_unchanged(
+    store: Store,
+) -> None:
+    await add(store, "k1")
+    await store.retry_later(await claim_one(store), "boom", 0)
+    event = await claim_one(store)
+    await store.retry_later(event, "boom", SHORT, count=False)
+    assert await store.claim("worker", 1, WINDOW) == []
+    await asyncio.sleep(SHORT * 1.5)
+    again = await claim_one(store)
+    assert (again.attempts, again.last_error) == (1, "boom")
+
+
+# SID holds (ordering across processes)
+
+RINGING = StatusMark("ringing", (2, 1), final=False)
+COMPLETED = StatusMark("completed", (4, 3), final=True)
+
+
+async def test_one_token_at_a_time_holds_a_sid_and_reads_its_furthest_status(store: Store) -> None:
+    await store.advance_status("CA1", RINGING, WINDOW)
+    first = await store.claim_sid("CA1", "t1", WINDOW)
+    assert (first.held, first.previous) == (True, RINGING)
+    assert (await store.claim_sid("CA1", "t2", WINDOW)).held is False
+    again = await store.claim_sid("CA1", "t1", WINDOW)  # the holder itself may claim again
+    assert (again.held, again.previous) == (True, RINGING)
+    other = await store.claim_sid("CA2", "t2", WINDOW)  # SIDs are held apart
+    assert (other.held, other.previous) == (True, None)
+
+
+async def test_releasing_a_sid_records_its_mark_and_the_next_holder_reads_it(store: Store) -> None:
+    assert (await store.claim_sid("CA1", "t1", WINDOW)).held
+    await store.release_sid("CA1", "t2", None, WINDOW)  # not t2's: nothing changes
+    assert not (await store.claim_sid("CA1", "t2", WINDOW)).held
+    await store.release_sid("CA1", "t1", COMPLETED, WINDOW)
+    assert await store.last_status("CA1") == COMPLETED
+    taken = await store.claim_sid("CA1", "t2", WINDOW)
+    assert (taken.held, taken.previous) == (True, COMPLETED)
+    await store.release_sid("CA1", "t2", RINGING, WINDOW)  # a mark is only ever advanced
+    assert await store.last_status("CA1") == COMPLETED
+
+
+async def test_a_sid_hold_runs_out_unless_extended(store: Store) -> None:
+    hold = 3 * SHORT
+    assert (await store.claim_sid("CA1", "t1", hold)).held
+    assert (await store.claim_sid("CA2", "t1", SHORT)).held
+    for _ in range(6):  # twice the hold, extended every third of it
+        await asyncio.sleep(hold / 3)
+        assert await store.extend_sid("CA1", "t1", hold)
+        assert not (await store.claim_sid("CA1", "t2", hold)).held
+    await asyncio.sleep(SHORT * 1.5)
+    assert (await store.claim_sid("CA2", "t2", WINDOW)).held  # its holder stopped extending it
+    assert not await store.extend_sid("CA2", "t1", WINDOW)
+    await store.release_sid("CA2", "t1", None, WINDOW)  # a lost hold's release leaves the new one alone
+    assert not (await store.claim_sid("CA2", "t3", WINDOW)).held
+    assert not await store.extend_sid("CA3", "t1", WINDOW)  # never held
+
+
+async def test_concurrent_claims_of_one_sid_are_won_by_one(make_store: Factory) -> None:
+    stores = [make_store() for _ in range(4)]
+    for each in stores:
+        await each.open()
+    try:
+        holds = await asyncio.gather(*(stores[i % 4].claim_sid("CA1", f"t{i}", WINDOW) for i in range(24)))
+        assert sum(hold.held for hold in holds) == 1
+    finally:
+        for each in stores:
+            await each.close()
+
+
 # durability
 
 

@@ -9,6 +9,8 @@ Configured by environment variables:
     DURABLE_APP_WORKERS, DURABLE_APP_MAX_ATTEMPTS, DURABLE_APP_LEASE,
     DURABLE_APP_SHUTDOWN_GRACE   as TwilioEvents' parameters (default: TwilioEvents' defaults)
     DURABLE_APP_CONSUMER     TwilioEvents' `consumer` (default: the host name)
+    DURABLE_APP_ORDERING     TwilioEvents' `ordering` ("monotonic"; default: none)
+    DURABLE_APP_DELIVERY     TwilioEvents' `delivery` (default durable)
     DURABLE_APP_FSYNC        1 (default): fsync the record after each line; 0: flush only
     DURABLE_APP_PUBLIC_URL   the URL signatures are validated for (default: the URL of each request)
     DURABLE_APP_AUTH_TOKEN   default test-auth-token
@@ -45,7 +47,8 @@ numbers = {
 app = TwilioEvents(
     auth_token=os.environ.get("DURABLE_APP_AUTH_TOKEN", "test-auth-token"),
     public_url=os.environ.get("DURABLE_APP_PUBLIC_URL") or None,
-    delivery="durable",
+    delivery=os.environ.get("DURABLE_APP_DELIVERY") or "durable",
+    ordering=os.environ.get("DURABLE_APP_ORDERING") or None,
     store=os.environ.get("DURABLE_APP_STORE") or "sqlite:///events.db",
     listeners=[Listener(PORT, "durable", host="127.0.0.1")],
     consumer=os.environ.get("DURABLE_APP_CONSUMER") or None,

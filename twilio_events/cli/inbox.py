@@ -1,42 +1,34 @@
-"""`twilio-events inbox stats|list|retry|purge`: what a durable store holds, and its dead letters queued
-again or deleted."""
+"""`twilio-events inbox stats|list|retry|purge|release`: what a durable store holds, its dead letters
+queued again or deleted, and the events of a dead consumer made ready again (inbox_held.py)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import sqlite3
 import sys
-from collections.abc import Awaitable, Callable
+import time
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO
 
-from ..stores import Store, StoredEvent, StoreUnavailable, open_store
+from ..stores import Store, StoredEvent
+from .inbox_held import list_held, release
+from .inbox_store import STORE_ENV, connect, run_on
 from .options import FORMATTER, add_command, env
 from .output import CommandError, one_line, table
 
-T = TypeVar("T")
-
-STORE_ENV = "TWILIO_EVENTS_STORE"
 DEFAULT_LIMIT = 100
 ERROR_WIDTH = 60
 """Characters of each dead letter's last error shown by `list`."""
-
-NO_STORE = (
-    "which store? pass --store sqlite:///twilio_events.db or --store redis://host:6379/0, the store the "
-    f"service uses (or set {STORE_ENV})"
-)
+TRACEBACK_LINES = 6
+"""Lines of each dead letter's traceback shown by `list --dead` (all of them with --verbose)."""
 
 
 def add_parser(commands: Any) -> None:
-    """`inbox` and its actions: `stats`, `list`, `retry` and `purge`."""
+    """`inbox` and its actions: `stats`, `list`, `retry`, `purge` and `release`."""
     inbox = add_command(
         commands,
         "inbox",
-        "Look into the store of a service with durable delivery: counts, dead letters, and dead "
-        "letters queued again or deleted.",
+        "Look into the store of a service with durable delivery: counts per consumer, dead letters and "
+        "their tracebacks, dead letters queued again or deleted, and a dead consumer's events released.",
         _EXAMPLES,
     )
     store_help = (
@@ -62,12 +54,27 @@ def add_parser(commands: Any) -> None:
         )
         return parser
 
-    action("stats", "How many events are queued (waiting to run or to be retried), running and dead.")
-    listing = action("list", "List the dead letters, oldest first.")
-    listing.add_argument("--dead", action="store_true", help="list the dead letters (required)")
-    listing.add_argument(
-        "--limit", type=int, default=100, metavar="N", help="show at most N dead letters (default 100)"
+    action(
+        "stats",
+        "How many events are queued (waiting to run or to be retried), running and dead; the oldest "
+        "waiting event's age; and per consumer, the events it runs and its lease expiries.",
     )
+    listing = action("list", "List the dead letters, or the events a consumer holds, oldest first.")
+    which = listing.add_mutually_exclusive_group()
+    which.add_argument("--dead", action="store_true", help="list the dead letters, with their tracebacks")
+    which.add_argument("--held-by", metavar="NAME", help="list the events consumer NAME holds")
+    listing.add_argument(
+        "--limit", type=int, default=100, metavar="N", help="show at most N events (default 100)"
+    )
+    listing.add_argument(
+        "-v", "--verbose", action="store_true", help="--dead: show each traceback whole, not its end"
+    )
+    freeing = action(
+        "release",
+        "Make every event consumer NAME holds ready to run again at once: for a consumer that is gone "
+        "(its events would otherwise wait for their leases to run out).",
+    )
+    freeing.add_argument("name", metavar="NAME", help="the consumer, as `inbox stats` names it")
     retry = action("retry", "Queue dead letters again, their attempts reset; the service's workers run them.")
     retry.add_argument(
         "id", nargs="?", metavar="ID", help="the dead letter's ID, as `inbox list --dead` shows"
@@ -83,50 +90,49 @@ def execute(args: argparse.Namespace) -> int:
     if args.action == "stats":
         return stats(url)
     if args.action == "list":
-        return list_dead(url, args.dead, args.limit)
+        if args.held_by is not None:
+            return list_held(url, args.held_by, args.limit)
+        return list_dead(url, args.dead, args.limit, verbose=args.verbose)
+    if args.action == "release":
+        return release(url, args.name)
     if args.action == "retry":
         return retry(url, args.id, args.all_dead)
     return purge(url, args.dead)
 
 
-def connect(url: str | None) -> Store:
-    """The store at `url`, checked as far as can be without opening it; CommandError when it cannot be."""
-    if not url:
-        raise CommandError(NO_STORE)
-    if url.startswith("memory:"):
-        raise CommandError(
-            f"{url}: a memory store lives and dies with its process, so there is nothing to look at; give "
-            "the sqlite:/// or redis:// URL of the service's store"
-        )
-    if url.startswith("sqlite:///"):
-        _check_sqlite_file(url.removeprefix("sqlite:///"))
-    try:
-        return open_store(url)
-    except ValueError:
-        raise CommandError(
-            f"unknown store URL {url!r}: use sqlite:///path/to/file.db or redis://host:6379/0"
-        ) from None
-    except ImportError as exc:
-        raise CommandError(one_line(str(exc))) from None
-
-
 def stats(url: str | None, out: TextIO = sys.stdout) -> int:
     """`inbox stats`: how many events are queued, running and dead."""
     store = connect(url)
-    counts = _run(store, lambda store: store.stats())
+    counts = run_on(store, lambda store: store.stats())
     delayed = counts.extra.get("delayed", 0)
     waiting = f"  ({delayed} waiting to be retried)" if delayed else ""
     print(f"store: {store!r}", file=out)
     print(f"queued   {counts.queued}{waiting}", file=out)
     print(f"running  {counts.running}", file=out)
     print(f"dead     {counts.dead}", file=out)
+    oldest = counts.oldest_waiting
+    print(f"oldest waiting  {_age(time.time() - oldest) if oldest is not None else 'none'}", file=out)
+    names = sorted(counts.consumers.keys() | counts.expiries.keys())
+    if names:
+        rows = [[n, str(counts.consumers.get(n, 0)), str(counts.expiries.get(n, 0))] for n in names]
+        print(table(["CONSUMER", "RUNNING", "LEASE EXPIRIES"], rows, indent=""), file=out)
     return 0
 
 
-def list_dead(url: str | None, dead: bool, limit: int = DEFAULT_LIMIT, out: TextIO = sys.stdout) -> int:
-    """`inbox list --dead`: the oldest dead letters, up to `limit`."""
+def list_dead(
+    url: str | None,
+    dead: bool,
+    limit: int = DEFAULT_LIMIT,
+    out: TextIO = sys.stdout,
+    *,
+    verbose: bool = False,
+) -> int:
+    """`inbox list --dead`: the oldest dead letters, up to `limit`, then the end of each one's traceback
+    (all of it with `verbose`)."""
     if not dead:
-        raise CommandError("list what? only dead letters can be listed: `inbox list --dead`")
+        raise CommandError(
+            "list what? `inbox list --dead` (the dead letters) or `inbox list --held-by NAME` (a consumer's)"
+        )
     if limit < 1:
         raise CommandError(f"--limit {limit}: give 1 or more")
     store = connect(url)
@@ -135,7 +141,7 @@ def list_dead(url: str | None, dead: bool, limit: int = DEFAULT_LIMIT, out: Text
         """The oldest dead letters and how many there are in all."""
         return await store.dead_letters(limit), (await store.stats()).dead
 
-    events, total = _run(store, oldest)
+    events, total = run_on(store, oldest)
     if not events:
         print("no dead letters", file=out)
         return 0
@@ -145,7 +151,7 @@ def list_dead(url: str | None, dead: bool, limit: int = DEFAULT_LIMIT, out: Text
             event.key,
             event.channel,
             str(event.attempts),
-            one_line(event.last_error or "", ERROR_WIDTH),
+            one_line(event.error_line, ERROR_WIDTH),
             _time(event.received_at),
         ]
         for event in events
@@ -154,6 +160,14 @@ def list_dead(url: str | None, dead: bool, limit: int = DEFAULT_LIMIT, out: Text
     print(table(header, rows, indent=""), file=out)
     if total > len(events):
         print(f"(the oldest {len(events)} of {total} dead letters: --limit N to see more)", file=out)
+    for event in events:
+        lines = (event.last_error or "").splitlines()
+        if len(lines) < 2:
+            continue  # no traceback: the table shows the whole error
+        shown = lines if verbose else lines[-TRACEBACK_LINES:]
+        cut = "" if len(shown) == len(lines) else f", its last {len(shown)} lines (--verbose: all)"
+        print(f"\ndead letter {event.id} ({event.key}){cut}:", file=out)
+        print("\n".join(("  " + line).rstrip() for line in shown), file=out)
     return 0
 
 
@@ -163,7 +177,7 @@ def retry(url: str | None, event_id: str | None, all_dead: bool, out: TextIO = s
         raise CommandError("retry which? give a dead letter's ID (see `inbox list --dead`) or --all-dead")
     store = connect(url)
     if event_id is not None:
-        queued, still_dead = _run(store, lambda store: _retry_one(store, event_id))
+        queued, still_dead = run_on(store, lambda store: _retry_one(store, event_id))
         if not queued:
             if still_dead is None:
                 raise CommandError(
@@ -180,7 +194,7 @@ def retry(url: str | None, event_id: str | None, all_dead: bool, out: TextIO = s
         """How many dead letters were queued again, and how many stay dead."""
         return await store.retry_dead(None), (await store.stats()).dead
 
-    queued, left = _run(store, retry_all)
+    queued, left = run_on(store, retry_all)
     if not queued and not left:
         print("no dead letters to queue again", file=out)
         return 0
@@ -199,7 +213,7 @@ def purge(url: str | None, dead: bool, out: TextIO = sys.stdout) -> int:
     if not dead:
         raise CommandError("purge deletes every dead letter for good: say so with `inbox purge --dead`")
     store = connect(url)
-    deleted = _run(store, lambda store: store.purge_dead())
+    deleted = run_on(store, lambda store: store.purge_dead())
     print(f"deleted {_letters(deleted)}" if deleted else "no dead letters to delete", file=out)
     return 0
 
@@ -215,51 +229,19 @@ async def _retry_one(store: Store, event_id: str) -> tuple[int, StoredEvent | No
     return 0, None
 
 
-def _run(store: Store, action: Callable[[Store], Awaitable[T]]) -> T:
-    """Open the store, run `action` on it and close it; an unreachable store is a CommandError."""
-
-    async def main() -> T:
-        """`action` between opening and closing the store."""
-        # without recovery: the service may be running, and the events it runs are its own
-        await store.open(recover=False)
-        try:
-            return await action(store)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(main())
-    except StoreUnavailable as exc:
-        raise CommandError(f"the store is unavailable: {one_line(str(exc))}") from None
-
-
-def _check_sqlite_file(path: str) -> None:
-    """Refuse a path that is not an existing twilio_events SQLite store, rather than create one there."""
-    if not path:
-        raise CommandError("sqlite:/// needs the path of the file, e.g. sqlite:///twilio_events.db")
-    file = Path(path)
-    if not file.exists():
-        where = (
-            "" if file.is_absolute() else f", relative to {Path.cwd()} (sqlite:////PATH for an absolute path)"
-        )
-        raise CommandError(f"no such store file: {path}{where}")
-    if not file.is_file():
-        raise CommandError(f"{path} is not a file")
-    try:
-        with contextlib.closing(sqlite3.connect(file.resolve().as_uri() + "?mode=ro", uri=True)) as conn:
-            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'")
-            is_store = found.fetchone() is not None
-    except sqlite3.Error as exc:
-        raise CommandError(f"{path}: cannot read it as a SQLite database: {exc}") from None
-    if not is_store:
-        raise CommandError(
-            f"{path} is a SQLite database but not a twilio_events store (it has no events table)"
-        )
-
-
 def _letters(count: int) -> str:
     """ "1 dead letter", "2 dead letters"."""
     return f"{count} dead letter{'' if count == 1 else 's'}"
+
+
+def _age(seconds: float) -> str:
+    """A duration the way a person reads it: 4.2 s, 3 min 5 s, 2 h 10 min."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"
 
 
 def _time(timestamp: float) -> str:
@@ -275,6 +257,9 @@ examples:
   twilio-events inbox retry 42                            queue dead letter 42 again
   twilio-events inbox retry --all-dead
   twilio-events inbox purge --dead                        delete every dead letter (no confirmation)
+  twilio-events inbox list --dead --verbose               each dead letter's whole traceback
+  twilio-events inbox list --held-by web1:2               what consumer web1:2 holds
+  twilio-events inbox release web1:2                      a dead consumer's events, ready again at once
 
 Use the store URL the service uses (TwilioEvents(store=...)); TwilioEvents(delivery="durable") without a
 store keeps its events in sqlite:///twilio_events.db. Exit code 1, with one line saying why, when the

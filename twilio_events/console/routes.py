@@ -144,7 +144,7 @@ class ConsoleRoutes:
                 "key": event.key,
                 "channel": event.channel,
                 "attempts": event.attempts,
-                "error": event.last_error or "",
+                "error": event.error_line,  # the traceback stays in the store (`inbox list --dead`)
                 "received_at": event.received_at,
                 "sid": next((v for k, v in event.params if k in ("CallSid", "MessageSid") and v), ""),
                 "status": next((v for k, v in event.params if k in ("CallStatus", "MessageStatus")), ""),

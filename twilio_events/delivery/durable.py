@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import random
+import traceback
 from typing import Any
 
 from starlette.responses import Response
@@ -15,12 +17,18 @@ from ..http.responses import acknowledge
 from ..kinds import Recognised, recognise
 from ..observability.logging import callback_fields
 from ..stores.base import LeaseLost, StatusMark, StoredEvent, StoreUnavailable
+from .holds import SidBusy
 from .inline import store_down
 from .outcome import StoredObserver, listen, note
 from .runner import HandlerFailed, HandlerRunner
 from .workers import WorkerPool
 
 logger = logging.getLogger("twilio_events")
+
+POSTPONE = (0.2, 1.0)
+"""Seconds (from, to) an event whose SID another process holds is put off for."""
+TRACEBACK_LIMIT = 4096
+"""Characters of a failure's traceback kept with the event: the end, where the error is."""
 
 
 class DurableDelivery:
@@ -95,6 +103,11 @@ class DurableDelivery:
                 await runner.report(failure, channel, "worker")
                 await self._retry_or_bury(stored, failure.error, failure.handler.name)
                 return
+            except SidBusy as busy:  # another process runs its SID: later, without counting an attempt
+                delay = random.uniform(*POSTPONE)
+                await runner.store.retry_later(stored, stored.last_error or "", delay, count=False)
+                logger.info("%s put off for %.1f s: %s", stored.key, delay, busy)
+                return
             except (StoreUnavailable, LeaseLost):
                 raise
             except Exception as exc:  # not the handler's: still retried, then dead-lettered, never stuck
@@ -116,11 +129,13 @@ class DurableDelivery:
         settings = self._runner.settings
         store = self._runner.store
         attempts = stored.attempts + 1
-        message = f"{type(error).__name__}: {error}"
+        message = error_text(error)
         if attempts >= settings.retry.max_attempts:
             await store.dead_letter(stored, message)
             self._runner.telemetry.retried(stored.channel, dead=True)
-            logger.error("%s failed %d times: moved to the dead letters (%s)", stored.key, attempts, message)
+            logger.error(
+                "%s failed %d times: moved to the dead letters (%s)", stored.key, attempts, last_line(message)
+            )
             if self.observer is not None:
                 self.observer(stored.key, "dead letter", handler)
         else:
@@ -130,3 +145,16 @@ class DurableDelivery:
             logger.warning("%s failed (attempt %d): retrying in %.1f s", stored.key, attempts, delay)
             if self.observer is not None:
                 self.observer(stored.key, "retrying", handler)
+
+
+def error_text(error: BaseException) -> str:
+    """The error with its traceback, the last TRACEBACK_LIMIT characters of it."""
+    text = "".join(traceback.format_exception(error)).rstrip("\n")
+    if len(text) > TRACEBACK_LIMIT:
+        text = "...\n" + text[-TRACEBACK_LIMIT:].partition("\n")[2]
+    return text
+
+
+def last_line(text: str) -> str:
+    """The last line of an error's text: the error itself, without its traceback."""
+    return text.rstrip("\n").rpartition("\n")[2]

@@ -14,6 +14,7 @@ from ..http.responses import acknowledge, refuse
 from ..kinds import Recognised
 from ..observability.logging import callback_fields
 from ..stores.base import StoreUnavailable
+from .holds import SidBusy
 from .outcome import note
 from .runner import HandlerFailed, HandlerRunner
 
@@ -45,6 +46,8 @@ class InlineDelivery:
             except StoreUnavailable as exc:
                 runner.telemetry.outcome(channel.name, callback.label, "unavailable")
                 return store_down(exc, listener)
+            except SidBusy as exc:
+                return sid_busy(exc, listener)
         while (earlier := self._inflight.get(key)) is not None:
             await asyncio.shield(earlier)  # a copy of this callback is running: wait for its outcome
         # claimed before the first await, so that a copy arriving meanwhile waits for this one
@@ -69,6 +72,8 @@ class InlineDelivery:
         except StoreUnavailable as exc:
             runner.telemetry.outcome(channel.name, callback.label, "unavailable")
             return store_down(exc, listener)
+        except SidBusy as exc:
+            return sid_busy(exc, listener)
         finally:
             del self._inflight[key]
             done.set_result(None)
@@ -79,3 +84,9 @@ def store_down(exc: StoreUnavailable, listener: str) -> Response:
     """503, so that Twilio may send the callback again once the store is back."""
     logger.error("[%s] store unavailable, callback refused with 503 so Twilio can retry: %s", listener, exc)
     return refuse(503, "Service Unavailable: the callback could not be stored; try again later")
+
+
+def sid_busy(exc: SidBusy, listener: str) -> Response:
+    """503, so that Twilio sends the callback again once the process running its SID is done."""
+    logger.warning("[%s] callback refused with 503 so Twilio can retry: %s", listener, exc)
+    return refuse(503, "Service Unavailable: a callback of the same SID is running; try again later")

@@ -17,6 +17,7 @@ from ..kinds import Recognised
 from ..observability import NO_TELEMETRY, NoTelemetry
 from ..observability.logging import callback_fields
 from ..stores.base import StatusMark, Store
+from .holds import Hold, SidHolds
 from .ordering import LIFECYCLES, SidLocks, is_regression, status_mark
 from .outcome import note
 from .retry import RetryPolicy
@@ -25,6 +26,11 @@ logger = logging.getLogger("twilio_events")
 
 Finish = Callable[[tuple[str, StatusMark] | None], Awaitable[None]]
 """What is done once a callback was dispatched, with its (sid, status mark) to record, if any."""
+
+INLINE_WAIT = 10.0
+"""Seconds a callback answered inline waits for another process to let go of its SID (Twilio waits 15)."""
+WORKER_WAIT = 1.0
+"""Seconds a worker waits for another process to let go of a SID before putting its event off."""
 
 
 @dataclass(slots=True)
@@ -67,6 +73,7 @@ class HandlerRunner:
         self.observer: Callable[[Recognised, Params], Awaitable[None]] | None = None
         """Told of every status handled (reconciliation watches calls and messages with it)."""
         self._sid_locks = SidLocks()
+        self._holds = SidHolds(store, settings.lease, settings.dedupe_window)
 
     async def run(
         self,
@@ -84,9 +91,17 @@ class HandlerRunner:
         with the status mark to record, instead of recording it here: a worker completes the event and
         records the mark in one store call. Within the SID's lock when ordering is monotonic.
 
+        With ordering "monotonic", the SID is held across every process sharing the store while its
+        callback is checked and run (delivery/holds.py); SidBusy when another process holds it for longer
+        than this callback may wait.
+
         Raises HandlerFailed when the handler raises, or (with `reply`) returns what is not a response.
         """
         if self.settings.ordering == "monotonic" and callback.sid and callback.is_status:
+            if channel.name in LIFECYCLES:
+                wait = INLINE_WAIT if finish is None else WORKER_WAIT
+                async with self._holds.hold(callback.sid, wait) as hold:
+                    return await self._check_and_run(channel, callback, params, listener, reply, finish, hold)
             async with self._sid_locks.hold(callback.sid):
                 return await self._check_and_run(channel, callback, params, listener, reply, finish)
         return await self._check_and_run(channel, callback, params, listener, reply, finish)
@@ -138,6 +153,7 @@ class HandlerRunner:
         listener: str,
         reply: bool,
         finish: Finish | None,
+        hold: Hold | None = None,
     ) -> Response:
         sid, status = callback.sid, callback.status
         mark = (
@@ -146,7 +162,10 @@ class HandlerRunner:
             else None
         )
         # Only a channel with a lifecycle keeps marks for its SIDs: an AMD result's CallSid is the call's.
-        previous = await self.store.last_status(sid) if sid and channel.name in LIFECYCLES else None
+        if hold is not None:
+            previous = hold.previous  # read with the hold taken: no other process can advance it now
+        else:
+            previous = await self.store.last_status(sid) if sid and channel.name in LIFECYCLES else None
         if self.settings.ordering == "monotonic" and is_regression(previous, mark):
             assert previous is not None
             logger.info(
@@ -207,6 +226,8 @@ class HandlerRunner:
         to_record = (sid, mark) if sid and mark is not None else None
         if finish is not None:
             await finish(to_record)
+        elif hold is not None:
+            hold.record = mark  # recorded with the hold's release, in one store call
         elif to_record is not None:
             await self.store.advance_status(*to_record, self.settings.dedupe_window)
         if self.observer is not None and callback.is_status:

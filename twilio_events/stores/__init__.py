@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from .base import LeaseLost, StatusMark, Store, StoredEvent, StoreStats, StoreUnavailable
+from .base import LeaseLost, SidHold, StatusMark, Store, StoredEvent, StoreStats, StoreUnavailable
 from .memory import MemoryStore
 
 __all__ = [
     "LeaseLost",
     "MemoryStore",
+    "SidHold",
     "StatusMark",
     "Store",
     "StoreStats",

@@ -35,6 +35,11 @@ class StoredEvent:
     lease: int = 0
     """The claim's token: a new one for each claim, so a holder that lost the event cannot finish it."""
 
+    @property
+    def error_line(self) -> str:
+        """The last error itself: the last line of `last_error`, which may hold its traceback ("")."""
+        return (self.last_error or "").rstrip("\n").rpartition("\n")[2]
+
 
 @dataclass(frozen=True, slots=True)
 class StatusMark:
@@ -53,6 +58,20 @@ class StoreStats:
     running: int
     dead: int
     extra: dict[str, int] = field(default_factory=dict)
+    consumers: dict[str, int] = field(default_factory=dict)
+    """Events running, by the consumer that holds them."""
+    expiries: dict[str, int] = field(default_factory=dict)
+    """Events taken over after their lease ran out, by the consumer that had stopped extending it."""
+    oldest_waiting: float | None = None
+    """When (Unix time) the oldest event ready to run was received; None when none waits."""
+
+
+@dataclass(frozen=True, slots=True)
+class SidHold:
+    """The answer to `claim_sid`: whether the caller now holds the SID, and its furthest status handled."""
+
+    held: bool
+    previous: StatusMark | None
 
 
 class Store(Protocol):
@@ -98,9 +117,10 @@ class Store(Protocol):
         `status` (sid, mark) as `advance_status` would, together. LeaseLost when the caller's claim
         no longer holds the event (nothing is recorded then)."""
 
-    async def retry_later(self, event: StoredEvent, error: str, delay: float) -> None:
-        """A handler failed: count the attempt, keep the error, make it ready again after `delay` s.
-        LeaseLost when the caller's claim no longer holds the event."""
+    async def retry_later(self, event: StoredEvent, error: str, delay: float, *, count: bool = True) -> None:
+        """A handler failed: count the attempt (unless `count` is False: the event was only put off), keep
+        the error, make it ready again after `delay` s. LeaseLost when the caller's claim no longer holds
+        the event."""
 
     async def dead_letter(self, event: StoredEvent, error: str) -> None:
         """Give up on the event: move it to the dead letters with its last error. LeaseLost when the
@@ -116,10 +136,27 @@ class Store(Protocol):
         """Delete every dead letter; how many."""
 
     async def stats(self) -> StoreStats:
-        """How many events are queued, running and dead."""
+        """How many events are queued, running (by consumer) and dead, lease expiries, the oldest waiting."""
+
+    async def held_by(self, consumer: str, limit: int = 100) -> list[StoredEvent]:
+        """The events `consumer` holds (running, or left held by a dead process), oldest first."""
+
+    async def release(self, consumer: str) -> int:
+        """Make every event `consumer` holds ready again at once (a dead consumer's); how many."""
 
     async def last_status(self, sid: str) -> StatusMark | None:
         """The furthest status handled for `sid`, if any."""
 
     async def advance_status(self, sid: str, mark: StatusMark, window: float) -> None:
         """Record `mark` for `sid` unless the stored mark is final or its position is not lower (atomic)."""
+
+    async def claim_sid(self, sid: str, token: str, lease: float) -> SidHold:
+        """Hold `sid` under `token` for `lease` s unless another token holds it, and read its furthest status,
+        in one atomic step: whoever holds a SID is the only one to check and run its statuses."""
+
+    async def extend_sid(self, sid: str, token: str, lease: float) -> bool:
+        """Extend the hold of `token` on `sid` to `lease` s from now; False when it no longer holds it."""
+
+    async def release_sid(self, sid: str, token: str, mark: StatusMark | None, window: float) -> None:
+        """Record `mark` (as `advance_status` would, if given) and give up the hold of `token` on `sid`,
+        together; a hold `token` no longer has is left alone."""

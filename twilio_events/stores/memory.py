@@ -12,7 +12,7 @@ from functools import lru_cache
 from hashlib import blake2b
 from typing import Any
 
-from .base import LeaseLost, StatusMark, StoredEvent, StoreStats
+from .base import LeaseLost, SidHold, StatusMark, StoredEvent, StoreStats
 
 DIGEST_SIZE = 16
 """Bytes of a key's BLAKE2b digest: two distinct keys share one with odds of about 2**-128 per pair."""
@@ -54,12 +54,12 @@ class MemoryStore:
         self._dead: dict[str, StoredEvent] = {}
         self._ids = itertools.count(1)
         self._leases = itertools.count(1)
+        self._expiries: dict[str, int] = {}  # consumer -> events taken over from it
+        self._sids: dict[str, tuple[str, float]] = {}  # SID -> (token, hold end)
 
     async def open(self, *, recover: bool = True, consumer: str | None = None) -> None:
         if recover and consumer is not None:
-            for event_id, (event, _) in list(self._running.items()):
-                if event.holder == consumer:
-                    self._requeue(event_id, event)
+            await self.release(consumer)
 
     async def close(self) -> None:
         return None
@@ -95,6 +95,8 @@ class MemoryStore:
         for event_id, (event, lease_end) in list(self._running.items()):
             if lease_end < now:
                 self._requeue(event_id, event)
+                holder = event.holder or ""
+                self._expiries[holder] = self._expiries.get(holder, 0) + 1
         ready = [e for e in self._queued.values() if self._ready_at[e.id] <= now][:limit]
         claimed = []
         for event in ready:
@@ -122,9 +124,9 @@ class MemoryStore:
         if status is not None:
             await self.advance_status(*status, window)
 
-    async def retry_later(self, event: StoredEvent, error: str, delay: float) -> None:
+    async def retry_later(self, event: StoredEvent, error: str, delay: float, *, count: bool = True) -> None:
         self._release(event)
-        self._queued[event.id] = _unheld(event, attempts=event.attempts + 1, last_error=error)
+        self._queued[event.id] = _unheld(event, attempts=event.attempts + count, last_error=error)
         self._ready_at[event.id] = time.monotonic() + delay
 
     async def dead_letter(self, event: StoredEvent, error: str) -> None:
@@ -167,7 +169,48 @@ class MemoryStore:
         return count
 
     async def stats(self) -> StoreStats:
-        return StoreStats(queued=len(self._queued), running=len(self._running), dead=len(self._dead))
+        consumers: dict[str, int] = {}
+        for event, _ in self._running.values():
+            consumers[event.holder or ""] = consumers.get(event.holder or "", 0) + 1
+        now = time.monotonic()
+        ready = [e.received_at for e in self._queued.values() if self._ready_at[e.id] <= now]
+        return StoreStats(
+            len(self._queued),
+            len(self._running),
+            len(self._dead),
+            consumers=consumers,
+            expiries=dict(self._expiries),
+            oldest_waiting=min(ready, default=None),
+        )
+
+    async def held_by(self, consumer: str, limit: int = 100) -> list[StoredEvent]:
+        return [event for event, _ in self._running.values() if event.holder == consumer][:limit]
+
+    async def release(self, consumer: str) -> int:
+        held = [(i, event) for i, (event, _) in self._running.items() if event.holder == consumer]
+        for event_id, event in held:
+            self._requeue(event_id, event)
+        return len(held)
+
+    async def claim_sid(self, sid: str, token: str, lease: float) -> SidHold:
+        now = time.monotonic()
+        holder, until = self._sids.get(sid, (token, now))
+        if holder != token and until >= now:
+            return SidHold(False, await self.last_status(sid))
+        self._sids[sid] = (token, now + lease)
+        return SidHold(True, await self.last_status(sid))
+
+    async def extend_sid(self, sid: str, token: str, lease: float) -> bool:
+        if self._sids.get(sid, ("", 0.0))[0] != token:
+            return False
+        self._sids[sid] = (token, time.monotonic() + lease)
+        return True
+
+    async def release_sid(self, sid: str, token: str, mark: StatusMark | None, window: float) -> None:
+        if mark is not None:
+            await self.advance_status(sid, mark, window)
+        if self._sids.get(sid, ("", 0.0))[0] == token:
+            del self._sids[sid]
 
     def _live_keys(self) -> set[str]:
         return {e.key for e in self._queued.values()} | {e.key for e, _ in self._running.values()}

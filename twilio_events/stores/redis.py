@@ -2,35 +2,32 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlsplit, urlunsplit
 
-from .base import LeaseLost, StatusMark, StoredEvent, StoreStats, StoreUnavailable
+from .base import SidHold, StatusMark, StoredEvent, StoreStats, StoreUnavailable
 from .batching import Batcher
+from .redis_codec import (
+    Complete,
+    Enqueue,
+    SidClaim,
+    SidRelease,
+    decode,
+    encode,
+    expiry_ms,
+    lost,
+    ms,
+    status_mark,
+    without_password,
+)
 from .redis_scripts import SCRIPTS
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
-
-
-@dataclass(frozen=True, slots=True)
-class _Enqueue:
-    marker: str
-    event: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Complete:
-    event: StoredEvent
-    marker: str
-    window_ms: int
-    status: tuple[str, StatusMark] | None
 
 
 class RedisStore:
@@ -75,6 +72,8 @@ class RedisStore:
         self._enqueues = Batcher(self._enqueue_all)
         self._completions = Batcher(self._complete_all)
         self._status_reads = Batcher(self._last_statuses)
+        self._sid_claims = Batcher(self._claim_sids)
+        self._sid_releases = Batcher(self._release_sids)
         self._ids = f"{prefix}:ids"
         self._leases = f"{prefix}:leases"
         self._events = f"{prefix}:events"
@@ -84,9 +83,10 @@ class RedisStore:
         self._holders = f"{prefix}:holders"
         self._dead = f"{prefix}:dead"
         self._dead_events = f"{prefix}:dead:events"
+        self._expiries = f"{prefix}:expiries"
 
     def __repr__(self) -> str:
-        return f"RedisStore({_without_password(self.url)!r}, prefix={self.prefix!r})"
+        return f"RedisStore({without_password(self.url)!r}, prefix={self.prefix!r})"
 
     async def open(self, *, recover: bool = True, consumer: str | None = None) -> None:
         if self._redis is not None:
@@ -138,27 +138,27 @@ class RedisStore:
 
     async def mark_handled(self, key: str, window: float) -> None:
         with self._errors():
-            await self._client.set(self._marker(key), "handled", px=_expiry_ms(window))
+            await self._client.set(self._marker(key), "handled", px=expiry_ms(window))
 
     async def enqueue(self, key: str, channel: str, params: list[tuple[str, str]], window: float) -> bool:
         # The marker has no expiry while the event waits: a queued or running key is refused however long
         # the wait; `complete` gives it the window.
         self._check_open()
-        event = _encode(StoredEvent("", key, channel, params, time.time()))
-        return await self._enqueues.submit(_Enqueue(self._marker(key), event))
+        event = encode(StoredEvent("", key, channel, params, time.time()))
+        return await self._enqueues.submit(Enqueue(self._marker(key), event))
 
     async def claim(self, consumer: str, limit: int, lease: float) -> list[StoredEvent]:
         if limit <= 0:
             return []
         keys = [self._events, self._ready, self._delayed, self._held, self._holders, self._leases]
         with self._errors():
-            claimed = await self._script("claim", keys, [consumer, limit, _ms(lease)])
-        return [replace(_decode(i, event), holder=consumer, lease=int(n)) for i, event, n in claimed]
+            claimed = await self._script("claim", [*keys, self._expiries], [consumer, limit, ms(lease)])
+        return [replace(decode(i, event), holder=consumer, lease=int(n)) for i, event, n in claimed]
 
     async def extend_leases(self, consumer: str, events: Sequence[StoredEvent], lease: float) -> list[str]:
         if not events:
             return []
-        args: list[str | int] = [consumer, _ms(lease)]
+        args: list[str | int] = [consumer, ms(lease)]
         for event in events:
             args += [event.id, event.lease]
         with self._errors():
@@ -169,21 +169,21 @@ class RedisStore:
     ) -> None:
         self._check_open()
         done = await self._completions.submit(
-            _Complete(event, self._marker(event.key), _expiry_ms(window), status)
+            Complete(event, self._marker(event.key), expiry_ms(window), status)
         )
         if not done:
-            raise _lost(event)
+            raise lost(event)
 
-    async def retry_later(self, event: StoredEvent, error: str, delay: float) -> None:
-        retried = _encode(replace(event, attempts=event.attempts + 1, last_error=error))
+    async def retry_later(self, event: StoredEvent, error: str, delay: float, *, count: bool = True) -> None:
+        retried = encode(replace(event, attempts=event.attempts + count, last_error=error))
         keys = [self._events, self._held, self._holders, self._delayed]
-        args: list[str | int] = [event.id, event.lease, event.holder or "", retried, _ms(delay)]
+        args: list[str | int] = [event.id, event.lease, event.holder or "", retried, ms(delay)]
         with self._errors():
             if not await self._script("retry_later", keys, args):
-                raise _lost(event)
+                raise lost(event)
 
     async def dead_letter(self, event: StoredEvent, error: str) -> None:
-        dead = _encode(replace(event, attempts=event.attempts + 1, last_error=error))
+        dead = encode(replace(event, attempts=event.attempts + 1, last_error=error))
         keys = [
             self._events,
             self._held,
@@ -194,7 +194,7 @@ class RedisStore:
         ]
         with self._errors():
             if not await self._script("dead_letter", keys, [event.id, event.lease, event.holder or "", dead]):
-                raise _lost(event)
+                raise lost(event)
 
     async def dead_letters(self, limit: int = 100) -> list[StoredEvent]:
         if limit <= 0:
@@ -208,7 +208,7 @@ class RedisStore:
             queued = 0
             for event in await self._dead_letters(ids):
                 keys = [self._events, self._ready, self._dead, self._dead_events, self._marker(event.key)]
-                reset = _encode(replace(event, attempts=0))
+                reset = encode(replace(event, attempts=0))
                 queued += await self._script("retry_dead", keys, [event.id, reset])
             return queued
 
@@ -223,8 +223,50 @@ class RedisStore:
                 pipe.zcard(self._delayed)
                 pipe.zcard(self._held)
                 pipe.zcard(self._dead)
-                ready, delayed, held, dead = await pipe.execute()
-        return StoreStats(ready + delayed, held, dead, {"delayed": delayed})
+                pipe.hvals(self._holders)
+                pipe.hgetall(self._expiries)
+                pipe.lindex(self._ready, 0)
+                ready, delayed, held, dead, holders, expiries, first = await pipe.execute()
+            oldest = None
+            event = None if first is None else await self._client.hget(self._events, first)
+            if event is not None:
+                oldest = decode(first, cast("str", event)).received_at
+        consumers: dict[str, int] = {}
+        for holder in holders:
+            consumer = holder.partition(":")[2]
+            consumers[consumer] = consumers.get(consumer, 0) + 1
+        expired = {consumer: int(count) for consumer, count in expiries.items()}
+        return StoreStats(ready + delayed, held, dead, {"delayed": delayed}, consumers, expired, oldest)
+
+    async def held_by(self, consumer: str, limit: int = 100) -> list[StoredEvent]:
+        with self._errors():
+            holders = cast("dict[str, str]", await self._client.hgetall(self._holders))
+            ids = sorted((i for i, h in holders.items() if h.partition(":")[2] == consumer), key=int)[:limit]
+            if not ids:
+                return []
+            events = cast("list[str | None]", await self._client.hmget(self._events, ids))
+        return [
+            replace(decode(i, event), holder=consumer, lease=int(holders[i].partition(":")[0]))
+            for i, event in zip(ids, events, strict=True)
+            if event is not None
+        ]
+
+    async def release(self, consumer: str) -> int:
+        keys = [self._events, self._ready, self._held, self._holders]
+        with self._errors():
+            return int(await self._script("recover", keys, [consumer]))
+
+    async def claim_sid(self, sid: str, token: str, lease: float) -> SidHold:
+        self._check_open()
+        return await self._sid_claims.submit(SidClaim(sid, token, expiry_ms(lease)))
+
+    async def extend_sid(self, sid: str, token: str, lease: float) -> bool:
+        with self._errors():
+            return bool(await self._script("extend_sid", [self._sid(sid)], [token, expiry_ms(lease)]))
+
+    async def release_sid(self, sid: str, token: str, mark: StatusMark | None, window: float) -> None:
+        self._check_open()
+        await self._sid_releases.submit(SidRelease(sid, token, mark, expiry_ms(window)))
 
     async def last_status(self, sid: str) -> StatusMark | None:
         self._check_open()
@@ -232,19 +274,19 @@ class RedisStore:
 
     async def advance_status(self, sid: str, mark: StatusMark, window: float) -> None:
         rank, seq = mark.position
-        args: list[str | int] = [mark.status, rank, seq, int(mark.final), _expiry_ms(window)]
+        args: list[str | int] = [mark.status, rank, seq, int(mark.final), expiry_ms(window)]
         with self._errors():
             await self._script("advance_status", [self._mark(sid)], args)
 
     # The grouped calls: one script call for every item waiting
 
-    async def _enqueue_all(self, items: list[_Enqueue]) -> list[bool | Exception]:
+    async def _enqueue_all(self, items: list[Enqueue]) -> list[bool | Exception]:
         keys = [self._events, self._ready, self._ids, *(item.marker for item in items)]
         with self._errors():
             added = await self._script("enqueue", keys, [item.event for item in items])
         return [bool(flag) for flag in added]
 
-    async def _complete_all(self, items: list[_Complete]) -> list[bool | Exception]:
+    async def _complete_all(self, items: list[Complete]) -> list[bool | Exception]:
         keys = [self._events, self._held, self._holders]
         args: list[str | int] = []
         for item in items:
@@ -264,7 +306,31 @@ class RedisStore:
     async def _last_statuses(self, marks: list[str]) -> list[StatusMark | Exception | None]:
         with self._errors():
             found = await self._script("last_statuses", marks, [])
-        return [_status_mark(fields) for fields in found]
+        return [status_mark(fields) for fields in found]
+
+    async def _claim_sids(self, items: list[SidClaim]) -> list[SidHold | Exception]:
+        keys: list[str] = []
+        args: list[str | int] = []
+        for item in items:
+            keys += [self._sid(item.sid), self._mark(item.sid)]
+            args += [item.token, item.lease_ms]
+        with self._errors():
+            answers = await self._script("claim_sids", keys, args)
+        return [SidHold(held == 1, status_mark(mark)) for held, *mark in answers]
+
+    async def _release_sids(self, items: list[SidRelease]) -> list[Exception | None]:
+        keys: list[str] = []
+        args: list[str | int] = []
+        for item in items:
+            keys += [self._sid(item.sid), self._mark(item.sid)]
+            if item.mark is None:
+                args += [item.token, 0, "", 0, 0, 0, item.window_ms]
+            else:
+                mark = item.mark
+                args += [item.token, 1, mark.status, *mark.position, int(mark.final), item.window_ms]
+        with self._errors():
+            await self._script("release_sids", keys, args)
+        return [None] * len(items)
 
     @property
     def _client(self) -> Redis:
@@ -287,13 +353,16 @@ class RedisStore:
         if not ids:
             return []
         events = cast("list[str | None]", await self._client.hmget(self._dead_events, ids))
-        return [_decode(event_id, event) for event_id, event in zip(ids, events, strict=True) if event]
+        return [decode(event_id, event) for event_id, event in zip(ids, events, strict=True) if event]
 
     def _marker(self, key: str) -> str:
         return f"{self.prefix}:key:{key}"
 
     def _mark(self, sid: str) -> str:
         return f"{self.prefix}:mark:{sid}"
+
+    def _sid(self, sid: str) -> str:
+        return f"{self.prefix}:sid:{sid}"
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -303,60 +372,4 @@ class RedisStore:
         try:
             yield
         except RedisError as exc:
-            raise StoreUnavailable(f"Redis at {_without_password(self.url)}: {exc}") from exc
-
-
-def _lost(event: StoredEvent) -> LeaseLost:
-    return LeaseLost(f"event {event.id} ({event.key}) is no longer held by {event.holder}")
-
-
-def _status_mark(fields: list[str | None]) -> StatusMark | None:
-    status, rank, seq, final = fields
-    if status is None or rank is None or seq is None:
-        return None
-    return StatusMark(status, (int(rank), int(seq)), final == "1")
-
-
-def _encode(event: StoredEvent) -> str:
-    """An event's JSON without its id, which travels beside it."""
-    fields = {
-        "key": event.key,
-        "channel": event.channel,
-        "params": event.params,
-        "received_at": event.received_at,
-        "attempts": event.attempts,
-        "last_error": event.last_error,
-    }
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
-
-
-def _decode(event_id: str, encoded: str) -> StoredEvent:
-    fields = json.loads(encoded)
-    params = [(name, value) for name, value in fields["params"]]
-    return StoredEvent(
-        event_id,
-        fields["key"],
-        fields["channel"],
-        params,
-        fields["received_at"],
-        fields["attempts"],
-        fields["last_error"],
-    )
-
-
-def _ms(seconds: float) -> int:
-    return max(0, round(seconds * 1000))
-
-
-def _expiry_ms(seconds: float) -> int:
-    """Milliseconds for an expiry, at least 1 (Redis refuses an expiry of 0)."""
-    return max(1, round(seconds * 1000))
-
-
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + netloc))
+            raise StoreUnavailable(f"Redis at {without_password(self.url)}: {exc}") from exc

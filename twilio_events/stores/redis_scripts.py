@@ -11,6 +11,8 @@ The keys (P is the store's prefix):
     P:dead, P:dead:events   dead letters: sorted set by time of death (µs), hash id -> event JSON
     P:key:KEY           "queued" while an event with idempotency key KEY is live, then "handled" (expiring)
     P:mark:SID          hash: the furthest status handled for SID (expiring)
+    P:sid:SID           the token of the process checking and running SID's statuses now (expiring)
+    P:expiries          hash: consumer -> how many of its events were taken over after their lease ran out
 
 Times come from Redis's clock (TIME), the same for every process however far their clocks drift.
 """
@@ -64,8 +66,9 @@ end
 return added
 """
 
-# KEYS: events, ready, delayed, held, holders, leases. ARGV: consumer, limit, lease (ms).
-# Returns {id, event, lease} for each event claimed: first those whose lease ran out, then the oldest ready.
+# KEYS: events, ready, delayed, held, holders, leases, expiries. ARGV: consumer, limit, lease (ms).
+# Returns {id, event, lease} for each event claimed: first those whose lease ran out (counted against the
+# consumer that held them), then the oldest ready.
 CLAIM = (
     NOW
     + """
@@ -75,6 +78,13 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now_ms, 'LIMIT'
     redis.call('RPUSH', KEYS[2], id)
 end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now_ms, 'LIMIT', 0, limit)
+for _, id in ipairs(ids) do
+    local holder = redis.call('HGET', KEYS[5], id)
+    if holder then
+        local separator = string.find(holder, ':', 1, true)
+        redis.call('HINCRBY', KEYS[7], string.sub(holder, separator + 1), 1)
+    end
+end
 if #ids < limit then
     local ready = redis.call('LPOP', KEYS[2], limit - #ids)
     if ready then
@@ -234,6 +244,48 @@ redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return moved
 """
 
+# KEYS: the hold and the status mark of each SID. ARGV, 2 per SID: token, lease (ms).
+# Returns {1 when held by that token now (else 0), status, rank, seq, final} for each SID.
+CLAIM_SIDS = """
+local answers = {}
+for i = 1, #KEYS / 2 do
+    local hold, token = KEYS[2 * i - 1], ARGV[2 * i - 1]
+    local held = 0
+    if redis.call('SET', hold, token, 'NX', 'PX', ARGV[2 * i]) then
+        held = 1
+    elseif redis.call('GET', hold) == token then
+        redis.call('PEXPIRE', hold, ARGV[2 * i])
+        held = 1
+    end
+    local mark = redis.call('HMGET', KEYS[2 * i], 'status', 'rank', 'seq', 'final')
+    answers[i] = {held, mark[1], mark[2], mark[3], mark[4]}
+end
+return answers
+"""
+
+# KEYS: a SID's hold. ARGV: token, lease (ms). Returns 1 when extended, 0 when that token lost the hold.
+EXTEND_SID = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# KEYS: the hold and the status mark of each SID. ARGV, 7 per SID: token, 1 when there is a status to
+# record (else 0), status, rank, seq, final, window (ms). Records each mark, then gives up each hold.
+RELEASE_SIDS = (
+    ADVANCE
+    + """
+for i = 1, #KEYS / 2 do
+    local a = (i - 1) * 7
+    if ARGV[a + 2] == '1' then
+        advance(KEYS[2 * i], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7])
+    end
+    if redis.call('GET', KEYS[2 * i - 1]) == ARGV[a + 1] then redis.call('DEL', KEYS[2 * i - 1]) end
+end
+return #KEYS / 2
+"""
+)
+
 SCRIPTS = {
     "enqueue": ENQUEUE,
     "claim": CLAIM,
@@ -247,4 +299,7 @@ SCRIPTS = {
     "advance_status": ADVANCE_STATUS,
     "last_statuses": LAST_STATUSES,
     "migrate": MIGRATE,
+    "claim_sids": CLAIM_SIDS,
+    "extend_sid": EXTEND_SID,
+    "release_sids": RELEASE_SIDS,
 }

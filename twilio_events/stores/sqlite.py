@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 import twilio_events.stores.sqlite_sql as sql
 
-from .base import StatusMark, StoredEvent, StoreStats, StoreUnavailable
+from .base import SidHold, StatusMark, StoredEvent, StoreStats, StoreUnavailable
 
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], T]
@@ -96,8 +96,8 @@ class SqliteStore:
     ) -> None:
         await self._run(partial(sql.complete, event=event, window=window, status=status))
 
-    async def retry_later(self, event: StoredEvent, error: str, delay: float) -> None:
-        await self._run(partial(sql.retry_later, event=event, error=error, delay=delay))
+    async def retry_later(self, event: StoredEvent, error: str, delay: float, *, count: bool = True) -> None:
+        await self._run(partial(sql.retry_later, event=event, error=error, delay=delay, count=count))
 
     async def dead_letter(self, event: StoredEvent, error: str) -> None:
         await self._run(partial(sql.dead_letter, event=event, error=error))
@@ -113,6 +113,21 @@ class SqliteStore:
 
     async def stats(self) -> StoreStats:
         return await self._run(sql.stats)
+
+    async def held_by(self, consumer: str, limit: int = 100) -> list[StoredEvent]:
+        return await self._run(partial(sql.held_by, consumer=consumer, limit=limit))
+
+    async def release(self, consumer: str) -> int:
+        return await self._run(partial(sql.release, consumer=consumer))
+
+    async def claim_sid(self, sid: str, token: str, lease: float) -> SidHold:
+        return await self._run(partial(sql.claim_sid, sid=sid, token=token, lease=lease))
+
+    async def extend_sid(self, sid: str, token: str, lease: float) -> bool:
+        return await self._run(partial(sql.extend_sid, sid=sid, token=token, lease=lease))
+
+    async def release_sid(self, sid: str, token: str, mark: StatusMark | None, window: float) -> None:
+        await self._run(partial(sql.release_sid, sid=sid, token=token, mark=mark, window=window))
 
     async def last_status(self, sid: str) -> StatusMark | None:
         return await self._run(partial(sql.last_status, sid=sid))

@@ -7,7 +7,7 @@ import sqlite3
 import time
 from typing import Any
 
-from .base import LeaseLost, StatusMark, StoredEvent, StoreStats
+from .base import LeaseLost, SidHold, StatusMark, StoredEvent, StoreStats
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS events (
@@ -37,6 +37,12 @@ SCHEMA = (
         final INTEGER NOT NULL,
         expires_at REAL NOT NULL
     ) WITHOUT ROWID""",
+    # The SIDs whose statuses a process is checking and running now (ordering="monotonic"), until when.
+    "CREATE TABLE IF NOT EXISTS sid_holds (sid TEXT PRIMARY KEY, token TEXT NOT NULL, until REAL NOT NULL)"
+    " WITHOUT ROWID",
+    # Per consumer, how many of its events were taken over after their lease ran out.
+    "CREATE TABLE IF NOT EXISTS lease_expiries (consumer TEXT PRIMARY KEY, count INTEGER NOT NULL)"
+    " WITHOUT ROWID",
 )
 
 COLUMNS = "id, key, channel, params, received_at, attempts, last_error, held_by, lease"
@@ -52,16 +58,31 @@ def prepare(conn: sqlite3.Connection, consumer: str | None) -> None:
     if "lease" not in columns:  # a file made before leases had their number
         conn.execute("ALTER TABLE events ADD COLUMN lease INTEGER NOT NULL DEFAULT 0")
     if consumer is not None:  # no live process shares our identity: what it holds, a dead one left
-        conn.execute(
-            f"UPDATE events SET state = 'pending', {NOT_HELD} WHERE state = 'running' AND held_by = ?",
-            (consumer,),
-        )
+        release(conn, consumer)
+
+
+def release(conn: sqlite3.Connection, consumer: str) -> int:
+    changed = conn.execute(
+        f"UPDATE events SET state = 'pending', ready_at = 0, {NOT_HELD}"
+        " WHERE state = 'running' AND held_by = ?",
+        (consumer,),
+    )
+    return changed.rowcount
+
+
+def held_by(conn: sqlite3.Connection, consumer: str, limit: int) -> list[StoredEvent]:
+    rows = conn.execute(
+        f"SELECT {COLUMNS} FROM events WHERE state = 'running' AND held_by = ? ORDER BY id LIMIT ?",
+        (consumer, max(limit, 0)),
+    )
+    return [_event(row) for row in rows]
 
 
 def purge_expired(conn: sqlite3.Connection) -> None:
     now = time.time()
     conn.execute("DELETE FROM handled_keys WHERE expires_at < ?", (now,))
     conn.execute("DELETE FROM status_marks WHERE expires_at < ?", (now,))
+    conn.execute("DELETE FROM sid_holds WHERE until < ?", (now,))
 
 
 def is_handled(conn: sqlite3.Connection, key: str) -> bool:
@@ -87,10 +108,14 @@ def enqueue(conn: sqlite3.Connection, key: str, channel: str, params: str) -> bo
 
 def claim(conn: sqlite3.Connection, consumer: str, limit: int, lease: float) -> list[StoredEvent]:
     now = time.time()
-    conn.execute(  # leases that ran out: their holders stopped extending them (dead or stuck)
-        f"UPDATE events SET state = 'pending', {NOT_HELD} WHERE state = 'running' AND held_until < ?",
+    # leases that ran out: their holders stopped extending them (dead or stuck), counted per holder
+    expired = "state = 'running' AND held_until < ?"
+    conn.execute(
+        "INSERT INTO lease_expiries SELECT coalesce(held_by, ''), count(*) FROM events"
+        f" WHERE {expired} GROUP BY 1 ON CONFLICT (consumer) DO UPDATE SET count = count + excluded.count",
         (now,),
     )
+    conn.execute(f"UPDATE events SET state = 'pending', {NOT_HELD} WHERE {expired}", (now,))
     rows = conn.execute(
         "UPDATE events SET state = 'running', held_by = ?, held_until = ?, lease = lease + 1 WHERE id IN"
         " (SELECT id FROM events WHERE state = 'pending' AND ready_at <= ? ORDER BY id LIMIT ?)"
@@ -123,11 +148,11 @@ def complete(
         advance_status(conn, *status, window)
 
 
-def retry_later(conn: sqlite3.Connection, event: StoredEvent, error: str, delay: float) -> None:
+def retry_later(conn: sqlite3.Connection, event: StoredEvent, error: str, delay: float, count: bool) -> None:
     changed = conn.execute(
-        "UPDATE events SET state = 'pending', attempts = attempts + 1, last_error = ?, ready_at = ?,"
+        "UPDATE events SET state = 'pending', attempts = attempts + ?, last_error = ?, ready_at = ?,"
         f" {NOT_HELD} WHERE {HELD}",
-        (error, time.time() + delay, *_holding(event)),
+        (int(count), error, time.time() + delay, *_holding(event)),
     )
     _check_held(changed, event)
 
@@ -186,9 +211,18 @@ def stats(conn: sqlite3.Connection) -> StoreStats:
     for state, count, later in conn.execute(query, (time.time(),)):
         counts[state] = count
         delayed += int(later) if state == "pending" else 0
-    oldest = conn.execute("SELECT min(received_at) FROM events WHERE state = 'pending'").fetchone()[0]
-    extra = {"delayed": delayed, "oldest_waiting_age": int(time.time() - oldest) if oldest else 0}
-    return StoreStats(counts["pending"], counts["running"], counts["dead"], extra)
+    consumers = dict(
+        conn.execute("SELECT held_by, count(*) FROM events WHERE state = 'running' GROUP BY held_by")
+    )
+    expiries = dict(conn.execute("SELECT consumer, count FROM lease_expiries"))
+    now = time.time()
+    (pending_since,) = conn.execute("SELECT min(received_at) FROM events WHERE state = 'pending'").fetchone()
+    (oldest,) = conn.execute(
+        "SELECT min(received_at) FROM events WHERE state = 'pending' AND ready_at <= ?", (now,)
+    ).fetchone()
+    extra = {"delayed": delayed, "oldest_waiting_age": int(now - pending_since) if pending_since else 0}
+    pending, running, dead = counts["pending"], counts["running"], counts["dead"]
+    return StoreStats(pending, running, dead, extra, consumers, expiries, oldest)
 
 
 def last_status(conn: sqlite3.Connection, sid: str) -> StatusMark | None:
@@ -209,6 +243,31 @@ def advance_status(conn: sqlite3.Connection, sid: str, mark: StatusMark, window:
         " (status_marks.rank, status_marks.seq) < (excluded.rank, excluded.seq))",
         (sid, mark.status, *mark.position, int(mark.final), now + window, now),
     )
+
+
+def claim_sid(conn: sqlite3.Connection, sid: str, token: str, lease: float) -> SidHold:
+    now = time.time()
+    taken = conn.execute(
+        "INSERT INTO sid_holds VALUES (?, ?, ?) ON CONFLICT (sid) DO UPDATE SET token = excluded.token,"
+        " until = excluded.until WHERE sid_holds.until < ? OR sid_holds.token = excluded.token",
+        (sid, token, now + lease, now),
+    )
+    return SidHold(taken.rowcount == 1, last_status(conn, sid))
+
+
+def extend_sid(conn: sqlite3.Connection, sid: str, token: str, lease: float) -> bool:
+    extended = conn.execute(
+        "UPDATE sid_holds SET until = ? WHERE sid = ? AND token = ?", (time.time() + lease, sid, token)
+    )
+    return extended.rowcount == 1
+
+
+def release_sid(
+    conn: sqlite3.Connection, sid: str, token: str, mark: StatusMark | None, window: float
+) -> None:
+    if mark is not None:
+        advance_status(conn, sid, mark, window)
+    conn.execute("DELETE FROM sid_holds WHERE sid = ? AND token = ?", (sid, token))
 
 
 def _event(row: tuple[Any, ...]) -> StoredEvent:
