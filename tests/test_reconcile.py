@@ -105,7 +105,7 @@ def test_a_delivered_status_that_never_came_is_recovered_once(
     recovered = handled.events[1]
     assert isinstance(recovered, SmsEvent) and recovered.to == "+14155550100"
     assert recovered.previous_status == "sent"
-    assert health(live)["reconcile"] == {"waiting": 0, "recovered": 1}
+    wait_for(lambda: health(live)["reconcile"] == {"waiting": 0, "recovered": 1}, "the SID to be let go")
     # The real callback, arriving late, runs nothing.
     assert post(live, sms_payload("delivered", MessageSid=sid, SmsSid=sid)) == 200
     time.sleep(AFTER)
