@@ -17,8 +17,6 @@ import twilio_events
 from twilio_events import TwilioEvents
 from twilio_events.channels import _StatusDecorator, _WebhookDecorator
 
-pytest.importorskip("mypy")
-
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 CASES = Path(__file__).resolve().parent / "typing"

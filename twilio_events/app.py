@@ -175,22 +175,11 @@ class TwilioEvents:
         # without signature validation anyone could fake callbacks: listen on this machine only by default
         host = "0.0.0.0" if validate_signature else "127.0.0.1"
         self.listeners: list[Listener] = list(listeners) if listeners else default_listeners(host)
-        self.call = CallChannel()
-        self.sms = SmsChannel()
-        self.recording = RecordingChannel()
-        self.transcription = TranscriptionChannel()
-        self.conference = ConferenceChannel()
-        self.amd = AmdChannel()
-        self.streams = StreamsChannel()
-        every = (
-            self.call,
-            self.sms,
-            self.recording,
-            self.transcription,
-            self.conference,
-            self.amd,
-            self.streams,
-        )
+        self.call, self.sms, self.recording = CallChannel(), SmsChannel(), RecordingChannel()
+        self.transcription, self.conference = TranscriptionChannel(), ConferenceChannel()
+        self.amd, self.streams = AmdChannel(), StreamsChannel()
+        every: list[Channel[Any, Any]] = [self.call, self.sms, self.recording, self.transcription]
+        every += [self.conference, self.amd, self.streams]
         self.channels: dict[str, Channel[Any, Any]] = {channel.name: channel for channel in every}
         """Channel name -> channel, for every kind of request the app receives."""
         mode = delivery_mode(delivery)
@@ -282,14 +271,13 @@ class TwilioEvents:
         password; default TWILIO_EVENTS_CONSOLE_AUTH) asks everyone for HTTP Basic credentials."""
         from .console import AppFacts, build_console  # nothing of the console is loaded while it is off
 
-        def token_for(account: str | None) -> str | None:
-            tokens = self._credentials.tokens
-            found = tokens.get(None) or tokens.get(account or "") or ()
-            return found[0] if found else None
-
         try:
             facts = AppFacts(self.path, self.delivery, self.validate_signature)
             store = self.store if self.delivery == "durable" else None
+
+            def token_for(account: str | None) -> str | None:  # the tokens of now, when a replay is signed
+                return self._credentials.primary_token(account)
+
             self.console = build_console(self._endpoint, facts, store, token_for, auth)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None

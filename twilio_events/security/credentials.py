@@ -56,6 +56,11 @@ class Credentials:
         """True when each account has tokens of its own (subaccounts)."""
         return None not in self.tokens
 
+    def primary_token(self, account: str | None) -> str | None:
+        """The token Twilio signs `account`'s callbacks with now (the primary), if one is configured."""
+        found = self.tokens.get(None) or self.tokens.get(account or "") or ()
+        return found[0] if found else None
+
     @property
     def can_verify(self) -> bool:
         return bool(self.tokens) or bool(self.shared_keys)
