@@ -108,6 +108,8 @@ def test_monotonic_ordering_holds_across_two_instances_sharing_a_store(
             "DURABLE_APP_ORDERING": "monotonic",
             "DURABLE_APP_LOG": str(shared),
             "DURABLE_APP_FSYNC": "0",
+            # a few handlers at once per instance, so that neither can claim the whole queue by itself
+            "DURABLE_APP_WORKERS": "4",
         }
         one, two = app_process(env, name="one").start(), app_process(env, name="two").start()
         # each handler sleeps a little, so that two instances running one SID at once would overlap
